@@ -1,0 +1,55 @@
+"""Agents: the manager and the workers, each with a model profile, an IM identity and a sandbox box."""
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+from im.models import MAX_ID_LENGTH
+
+NAME_MAX = 64
+
+
+def new_api_token() -> str:
+    """43 URL-safe characters (32 random bytes): the agent's own bearer token for its bot routes."""
+    return secrets.token_urlsafe(32)
+
+
+class AgentRole(models.TextChoices):
+    MANAGER = "manager"
+    WORKER = "worker"
+
+
+class AgentStatus(models.TextChoices):
+    CREATING = "creating"
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    EXITED = "exited"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class Agent(models.Model):
+    id = models.CharField(primary_key=True, max_length=MAX_ID_LENGTH)
+    name = models.CharField(max_length=NAME_MAX)
+    slug = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True, default="")
+    image = models.CharField(max_length=512, blank=True, default="")
+    box_id = models.CharField(max_length=255, blank=True, default="")
+    role = models.CharField(max_length=16, choices=AgentRole.choices)
+    status = models.CharField(max_length=16, choices=AgentStatus.choices, default=AgentStatus.UNKNOWN)
+    status_detail = models.TextField(blank=True, default="")
+    profile = models.CharField(max_length=512, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    model_id = models.CharField(max_length=512, blank=True, default="")
+    reasoning_effort = models.CharField(max_length=64, blank=True, default="")
+    api_token = models.CharField(max_length=64, unique=True, default=new_api_token)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"

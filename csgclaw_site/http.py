@@ -1,0 +1,242 @@
+"""HTTP conventions shared by every route: plain-text errors (JSON when asked), body limits and decoding."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.deprecation import MiddlewareMixin
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.views import APIView
+
+from im import errors
+
+logger = logging.getLogger("csgclaw.http")
+
+ONE_MIB = 1024 * 1024
+NOT_FOUND_TEXT = "404 page not found"
+METHOD_NOT_ALLOWED_TEXT = "method not allowed"
+
+STATUS_BY_DOMAIN_ERROR: dict[type[errors.DomainError], int] = {
+    errors.Invalid: 400,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.UpstreamFailed: 502,
+    errors.Unavailable: 503,
+}
+
+# Lone surrogates (from "\ud800" escapes) and NUL cannot be stored (PostgreSQL rejects NUL), so both
+# become U+FFFD, as upstream's decoder does for invalid sequences.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class ApiError(Exception):
+    """An HTTP-level failure with an exact status and message (413, decode errors, 404 for bad paths)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def wants_json_errors(request: HttpRequest) -> bool:
+    """True when Accept lists application/json explicitly (*/* and application/* do not count)."""
+    accept = request.headers.get("Accept", "")
+    return any(part.split(";", 1)[0].strip().lower() == "application/json" for part in accept.split(","))
+
+
+def error_response(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    if wants_json_errors(request):
+        body = json.dumps({"error": {"status": status, "message": message}}, ensure_ascii=False)
+        response = HttpResponse(body, status=status, content_type="application/json")
+    else:
+        response = HttpResponse(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def response_for_exception(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """The contract's response for any exception raised while handling an API request."""
+    if isinstance(exc, ApiError):
+        return error_response(request, exc.status, exc.message)
+    if isinstance(exc, errors.DomainError):
+        return error_response(request, STATUS_BY_DOMAIN_ERROR[type(exc)], exc.message)
+    if isinstance(exc, drf_exceptions.MethodNotAllowed):
+        return error_response(request, 405, METHOD_NOT_ALLOWED_TEXT)
+    if isinstance(exc, (Http404, drf_exceptions.NotFound)):
+        return error_response(request, 404, NOT_FOUND_TEXT)
+    logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(request, 500, "internal server error")
+
+
+def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
+    return response_for_exception(context["request"], exc)
+
+
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Every path outside the contract (also with DEBUG on, where Django would render HTML)."""
+    return error_response(request, 404, NOT_FOUND_TEXT)
+
+
+def method_not_allowed(request: HttpRequest) -> HttpResponse:
+    return error_response(request, 405, METHOD_NOT_ALLOWED_TEXT)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return not_found(request)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    return error_response(request, 500, "internal server error")
+
+
+class ApiErrorMiddleware(MiddlewareMixin):
+    """Turns exceptions escaping non-DRF views (streams, LLM proxy) into contract errors, even with DEBUG."""
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if request.path.startswith("/admin/"):
+            return None
+        return response_for_exception(request, exception)
+
+
+def clean_text(value: str) -> str:
+    """Path parameters and query values: NUL and lone surrogates become U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+
+
+def path_id(value: str) -> str:
+    """A URL path id: decoded by Django, trimmed; empty means the path does not exist."""
+    cleaned = clean_text(value).strip()
+    if not cleaned:
+        raise ApiError(404, NOT_FOUND_TEXT)
+    return cleaned
+
+
+def read_body(request: HttpRequest, limit: int) -> bytes:
+    """The raw body, or 413 when it is larger than `limit` bytes (never truncated)."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise ApiError(413, "request body too large")
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiError(413, "request body too large")
+    return raw
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"invalid number literal {name}")
+
+
+def _parse_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"number {text} overflows a double")
+    return number
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > 309 and math.isinf(_parse_float(text)):
+        raise ValueError(f"number {text[:32]}... overflows a double")
+    return int(text)
+
+
+def _replace_chars(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub("\ufffd", value) if pattern.search(value) else value
+    if isinstance(value, list):
+        return [_replace_chars(item, pattern) for item in value]
+    if isinstance(value, dict):
+        return {_replace_chars(k, pattern): _replace_chars(v, pattern) for k, v in value.items()}
+    return value
+
+
+def decode_json(raw: bytes, *, keep_nul: bool = False) -> Any:
+    """Strict RFC 8259 JSON in UTF-8 with upstream's leniencies (BOM skipped, bad sequences → U+FFFD)."""
+    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if not text.strip():
+        raise ApiError(400, "decode request: EOF")
+    try:
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
+        )
+    except RecursionError:
+        raise ApiError(400, "decode request: exceeded max depth") from None
+    except ValueError as exc:
+        raise ApiError(400, f"decode request: {exc}") from None
+    return _replace_chars(value, _LONE_SURROGATES if keep_nul else _UNSTORABLE)
+
+
+def decode_json_object(raw: bytes, *, keep_nul: bool = False) -> dict[str, Any]:
+    value = decode_json(raw, keep_nul=keep_nul)
+    if not isinstance(value, dict):
+        raise ApiError(400, "decode request: body must be a JSON object")
+    return value
+
+
+def parse_json_body(
+    request: HttpRequest,
+    *,
+    strings: Iterable[str] = (),
+    string_lists: Iterable[str] = (),
+    booleans: Iterable[str] = (),
+    limit: int = ONE_MIB,
+) -> dict[str, Any]:
+    """Read, size-check and decode a JSON object body, checking the types of the endpoint's known fields.
+
+    JSON null means "absent" (the key is dropped) and a null element of a string array counts as "".
+    """
+    body = decode_json_object(read_body(request, limit))
+    for name in strings:
+        value = body.get(name)
+        if value is None:
+            body.pop(name, None)
+        elif not isinstance(value, str):
+            raise ApiError(400, f'decode request: field "{name}" must be a string')
+    for name in string_lists:
+        value = body.get(name)
+        if value is None:
+            body.pop(name, None)
+        elif not isinstance(value, list) or not all(item is None or isinstance(item, str) for item in value):
+            raise ApiError(400, f'decode request: field "{name}" must be an array of strings')
+        else:
+            body[name] = ["" if item is None else item for item in value]
+    for name in booleans:
+        value = body.get(name)
+        if value is None:
+            body.pop(name, None)
+        elif not isinstance(value, bool):
+            raise ApiError(400, f'decode request: field "{name}" must be a boolean')
+    return body
+
+
+class ApiView(APIView):
+    """Base of every JSON REST route: exact 404/405 order, no HEAD/OPTIONS, no auth, contract errors."""
+
+    http_method_names = ["get", "post", "put", "patch", "delete"]
+
+    def initial(self, request, *args: Any, **kwargs: Any) -> None:
+        # Path ids are checked before the method so that a bad path is 404 even for a wrong method.
+        for name, value in kwargs.items():
+            self.kwargs[name] = path_id(value)
+        super().initial(request, *args, **kwargs)
+
+
+def request_locale(request: HttpRequest, body_locale: str = "") -> str:
+    """The body's locale if non-blank, else the first Accept-Language tag, else English."""
+    if body_locale.strip():
+        return body_locale.strip()
+    first_tag = request.headers.get("Accept-Language", "").split(",", 1)[0].split(";", 1)[0].strip()
+    return first_tag or "en"
+
+
+def query_value(request: HttpRequest, name: str) -> str:
+    return clean_text(request.GET.get(name, "")).strip()

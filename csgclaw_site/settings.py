@@ -1,0 +1,159 @@
+"""Django settings: everything comes from the environment (django-environ) and the state directory."""
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+CSGCLAW_HOME = Path(env.str("CSGCLAW_HOME", default="~/.csgclaw")).expanduser()
+CSGCLAW_CONFIG = Path(env.str("CSGCLAW_CONFIG", default=str(CSGCLAW_HOME / "config.toml"))).expanduser()
+
+
+def _ensure_home() -> Path:
+    CSGCLAW_HOME.mkdir(mode=0o755, parents=True, exist_ok=True)
+    return CSGCLAW_HOME
+
+
+def _state_secret_key() -> str:
+    """The secret key kept in the state directory, generated once (0600) so sessions survive restarts."""
+    path = _ensure_home() / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(50)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return key
+
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _state_secret_key()
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Boxes reach the server by IP address, so any host is accepted by default.
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"])
+
+INSTALLED_APPS = [
+    # `agents` provides the project's runserver, so it must come before daphne and staticfiles.
+    "agents",
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "im",
+    "bots",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "csgclaw_site.http.ApiErrorMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "csgclaw_site.urls"
+ASGI_APPLICATION = "csgclaw_site.asgi.application"
+WSGI_APPLICATION = "csgclaw_site.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{CSGCLAW_HOME / 'csgclaw.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE makes writers take the lock at BEGIN, so commit order equals event seq order;
+    # WAL lets the streams read while a writer commits.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DATABASES["default"].setdefault("TEST", {})
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = CSGCLAW_HOME / "static"
+
+# Bodies are read and limited by csgclaw_site.http (1 MiB, 10 MiB for the LLM proxy) with the spec's 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "csgclaw_site.http.drf_exception_handler",
+}
+
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {"django": {"level": LOG_LEVEL, "propagate": True}},
+}
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+# Streams (events.md §1.2, §5.4): a ping keeps proxies and clients from timing out an idle stream;
+# the lifetime cap bounds Daphne's unbounded write buffer for a client that stopped reading.
+CSGCLAW_SSE_HEARTBEAT = env.float("CSGCLAW_SSE_HEARTBEAT", default=15.0)
+CSGCLAW_SSE_MAX_LIFETIME = env.float("CSGCLAW_SSE_MAX_LIFETIME", default=1800.0)
+# A lost doorbell (another process without Redis) costs at most this much latency.
+CSGCLAW_SSE_POLL_INTERVAL = env.float("CSGCLAW_SSE_POLL_INTERVAL", default=5.0)
+CSGCLAW_SSE_BATCH = env.int("CSGCLAW_SSE_BATCH", default=100)
+CSGCLAW_STREAM_RESUME_WINDOW = env.float("CSGCLAW_STREAM_RESUME_WINDOW", default=600.0)
+CSGCLAW_EVENT_RETENTION_DAYS = env.float("CSGCLAW_EVENT_RETENTION_DAYS", default=7.0)
+CSGCLAW_WORKER_INTRO_DELAY = env.float("CSGCLAW_WORKER_INTRO_DELAY", default=1.0)
+CSGCLAW_AGENT_STATUS_TTL = env.float("CSGCLAW_AGENT_STATUS_TTL", default=5.0)
+CSGCLAW_BOOTSTRAP_ON_START = env.bool("CSGCLAW_BOOTSTRAP_ON_START", default=True)
+CSGCLAW_AUTO_MIGRATE = env.bool("CSGCLAW_AUTO_MIGRATE", default=True)
+CSGCLAW_SANDBOX_PROVIDER_CLASS = env.str("CSGCLAW_SANDBOX_PROVIDER_CLASS", default="")
+CSGCLAW_SANDBOX_INLINE = env.bool("CSGCLAW_SANDBOX_INLINE", default=False)
+CSGCLAW_SANDBOX_WORKERS = env.int("CSGCLAW_SANDBOX_WORKERS", default=4)
+CSGCLAW_LLM_REQUEST_TIMEOUT = env.float("CSGCLAW_LLM_REQUEST_TIMEOUT", default=None)
+CSGCLAW_LLM_IDLE_TIMEOUT = env.float("CSGCLAW_LLM_IDLE_TIMEOUT", default=None)
+CSGCLAW_LLM_INCLUDE_STREAM_USAGE = env.bool("CSGCLAW_LLM_INCLUDE_STREAM_USAGE", default=False)
+CSGCLAW_FEISHU_BASE_URL = env.str("CSGCLAW_FEISHU_BASE_URL", default="https://open.feishu.cn")
+CSGCLAW_LISTEN_ADDR = env.str("CSGCLAW_LISTEN_ADDR", default="")

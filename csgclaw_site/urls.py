@@ -1,0 +1,31 @@
+"""Every route of the contract (spec/README.md); anything else is a plain-text 404."""
+
+from django.contrib import admin
+from django.urls import path, re_path
+
+from csgclaw_site import http
+from im import views as im
+
+handler404 = "csgclaw_site.http.handler404"
+handler500 = "csgclaw_site.http.handler500"
+
+# Fixed paths come before `{id}` patterns, so /api/v1/rooms/invite is never "room invite".
+urlpatterns = [
+    path("healthz", im.healthz),
+    path("api/v1/im/bootstrap", im.BootstrapView.as_view()),
+    path("api/v1/bootstrap", im.BootstrapView.as_view()),
+    path("api/v1/im/conversations", im.RoomCreateView.as_view()),
+    path("api/v1/im/rooms", im.RoomCreateView.as_view()),
+    path("api/v1/im/conversations/members", im.RoomInviteView.as_view()),
+    path("api/v1/im/rooms/invite", im.RoomInviteView.as_view()),
+    path("api/v1/rooms/invite", im.RoomInviteView.as_view()),
+    path("api/v1/rooms", im.RoomsView.as_view()),
+    path("api/v1/rooms/<str:room_id>", im.RoomDetailView.as_view()),
+    path("api/v1/rooms/<str:room_id>/members", im.RoomMembersView.as_view()),
+    path("api/v1/users", im.UsersView.as_view()),
+    path("api/v1/users/<str:user_id>", im.UserDetailView.as_view()),
+    path("api/v1/im/messages", im.MessageSendView.as_view()),
+    path("api/v1/messages", im.MessagesView.as_view()),
+    path("admin/", admin.site.urls),
+    re_path(r"^(?!admin/|static/)", http.not_found),
+]

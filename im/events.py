@@ -1,0 +1,118 @@
+"""The write side of the durable event log: `event_append` and the payload builders of every event type."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import connection, transaction
+
+from im.models import ChatUser, Event, EventRecipient, EventStream, Message, Room
+from im.realtime.broker import broker
+from im.serializers import MessageSerializer, RoomSerializer, UserSerializer
+
+# Any fixed 64-bit key: one lock spans all streams because one seq cursor spans all streams.
+EVENT_LOCK_KEY = 0x637367636C6177  # "csgclaw"
+
+MESSAGE_CREATED = "message.created"
+ROOM_CREATED = "room.created"
+ROOM_MEMBERS_ADDED = "room.members_added"
+ROOM_DELETED = "room.deleted"
+USER_CREATED = "user.created"
+USER_DELETED = "user.deleted"
+AGENT_UPDATED = "agent.updated"
+
+
+def event_append(
+    *,
+    type: str,
+    payload: dict[str, Any],
+    stream: str = EventStream.IM,
+    room_id: str | None = None,
+    message_id: str | None = None,
+    bot_payload: dict[str, Any] | None = None,
+    recipients: Iterable[tuple[str, bool]] = (),
+) -> Event:
+    """Append one event in the caller's transaction; streams are rung only after it commits.
+
+    `recipients` are `(recipient_id, mentioned)` pairs for bot and Feishu delivery.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_append must run inside the service's transaction")
+    if connection.vendor == "postgresql":
+        # Serialise event writers so commit order equals seq order; a reader at seq N must never
+        # later see a smaller seq commit. Transaction-level locks are re-entrant and end at commit.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVENT_LOCK_KEY])
+    event = Event.objects.create(
+        stream=stream,
+        type=type,
+        room_id=room_id,
+        message_id=message_id,
+        payload={"type": type, **payload},
+        bot_payload=bot_payload,
+    )
+    EventRecipient.objects.bulk_create(
+        EventRecipient(event=event, recipient_id=recipient_id, mentioned=mentioned)
+        for recipient_id, mentioned in recipients
+    )
+    transaction.on_commit(partial(broker.ring, event.seq))
+    return event
+
+
+def unix_millis(moment: datetime) -> int:
+    """Integer arithmetic, so no float rounding can move a timestamp across a millisecond."""
+    return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
+
+
+def message_created_payload(message: Message, sender: ChatUser) -> dict[str, Any]:
+    return {
+        "room_id": message.room_id,
+        "message": MessageSerializer(message).data,
+        "sender": UserSerializer(sender).data,
+    }
+
+
+def bot_message_payload(message: Message, sender: ChatUser, *, is_direct: bool) -> dict[str, Any]:
+    """The bot frame (events.md §3.3) without `mentions`, which depends on the receiving bot."""
+    sender_data = {"id": sender.id}
+    if sender.handle:
+        sender_data["username"] = sender.handle
+    if sender.name:
+        sender_data["display_name"] = sender.name
+    return {
+        "message_id": message.message_id,
+        "room_id": message.room_id,
+        "chat_id": message.room_id,
+        "chat_type": "direct" if is_direct else "group",
+        "sender": sender_data,
+        "text": message.content,
+        "timestamp": str(unix_millis(message.created_at)),
+    }
+
+
+def message_recipients(
+    *, member_ids: Iterable[str], sender_id: str, mentions: list[str], is_direct: bool
+) -> list[tuple[str, bool]]:
+    """Members other than the sender; in a group room only the mentioned ones (events.md §3.2)."""
+    mentioned = set(mentions)
+    return [
+        (member_id, member_id in mentioned)
+        for member_id in member_ids
+        if member_id != sender_id and (is_direct or member_id in mentioned)
+    ]
+
+
+def room_payload(room: Room) -> dict[str, Any]:
+    return {"room_id": room.id, "room": RoomSerializer(room).data}
+
+
+def room_deleted_payload(room_id: str) -> dict[str, Any]:
+    return {"room_id": room_id}
+
+
+def user_payload(user: ChatUser) -> dict[str, Any]:
+    return {"user": UserSerializer(user).data}

@@ -1,0 +1,164 @@
+"""The built-in IM: users, rooms with ordered membership, messages, and the durable event log."""
+
+from django.db import models
+from django.utils import timezone
+
+# Lookup ids longer than this can never exist (http-api.md §1.2), so every id column fits an index.
+MAX_ID_LENGTH = 128
+
+
+class UserRole(models.TextChoices):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    WORKER = "worker"
+
+
+class ChatUser(models.Model):
+    """An IM identity: the human admin, the manager, or a worker agent (id = agent id)."""
+
+    id = models.CharField(primary_key=True, max_length=MAX_ID_LENGTH)
+    name = models.CharField(max_length=255)
+    handle = models.CharField(max_length=255, unique=True)
+    role = models.CharField(max_length=16, choices=UserRole.choices)
+    avatar = models.CharField(max_length=16)
+    accent_hex = models.CharField(max_length=16)
+    is_online = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "im_user"
+        ordering = ["name", "id"]
+        verbose_name = "IM user"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class Room(models.Model):
+    id = models.CharField(primary_key=True, max_length=MAX_ID_LENGTH)
+    title = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    is_direct = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    members = models.ManyToManyField(ChatUser, through="RoomMember", related_name="rooms")
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.id})"
+
+
+class RoomMember(models.Model):
+    """Membership with a position: creator first, invitees in request order, later invites appended."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="memberships")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["room", "position"]
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="im_roommember_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.room_id}"
+
+
+class MessageKind(models.TextChoices):
+    MESSAGE = "message"
+    EVENT = "event"
+
+
+class Message(models.Model):
+    """A room message; the integer `seq` defines history order, `message_id` is the wire id (`msg-<N>`)."""
+
+    seq = models.BigAutoField(primary_key=True)
+    message_id = models.CharField(max_length=MAX_ID_LENGTH, unique=True)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="sent_messages")
+    kind = models.CharField(max_length=16, choices=MessageKind.choices, default=MessageKind.MESSAGE)
+    content = models.TextField()
+    event = models.JSONField(null=True, blank=True)
+    mentions = models.JSONField(default=list, blank=True)
+    client_msg_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["room", "seq"], name="im_message_room_seq")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "client_msg_id"], name="im_message_client_msg_id_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.message_id
+
+
+class EventStream(models.TextChoices):
+    IM = "im"
+    FEISHU = "feishu"
+
+
+class Event(models.Model):
+    """One row of the durable log; `seq` is the cursor of every stream (events.md §5)."""
+
+    seq = models.BigAutoField(primary_key=True)
+    stream = models.CharField(max_length=16, choices=EventStream.choices, default=EventStream.IM)
+    type = models.CharField(max_length=64)
+    room_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)
+    message_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True, db_index=True)
+    payload = models.JSONField()
+    bot_payload = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["stream", "seq"], name="im_event_stream_seq")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.type}"
+
+
+class EventRecipient(models.Model):
+    """Who a bot or Feishu event is for, fixed when the event is written so replay equals live delivery."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="recipients")
+    recipient_id = models.CharField(max_length=MAX_ID_LENGTH)
+    mentioned = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "recipient_id"], name="im_eventrecipient_unique")
+        ]
+        indexes = [models.Index(fields=["recipient_id", "event"], name="im_eventrecipient_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient_id} <- #{self.event_id}"
+
+
+class EventLogState(models.Model):
+    """Single row: the highest seq ever pruned, so a cursor below it is known to be stale."""
+
+    pruned_through = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"pruned through #{self.pruned_through}"
+
+
+class StreamCursorKind(models.TextChoices):
+    BOT = "bot"
+    FEISHU = "feishu"
+
+
+class StreamCursor(models.Model):
+    """Where a bot or Feishu stream last was, so a client that never sends Last-Event-ID still resumes."""
+
+    kind = models.CharField(max_length=16, choices=StreamCursorKind.choices)
+    key = models.CharField(max_length=MAX_ID_LENGTH)
+    seq = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "key"], name="im_streamcursor_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key} @ {self.seq}"

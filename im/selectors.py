@@ -1,0 +1,117 @@
+"""Reads of the IM: users, rooms (presented order), messages, and the event log's newest seq."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import F, Max, Prefetch, QuerySet
+from django.db.models.functions import Coalesce
+
+from im.errors import Invalid, NotFound
+from im.models import MAX_ID_LENGTH, ChatUser, Event, EventLogState, Message, Room, RoomMember
+
+
+def is_lookup_id(value: str) -> bool:
+    """Ids longer than the column can never exist; they are never sent to the database."""
+    return bool(value) and len(value) <= MAX_ID_LENGTH
+
+
+def user_find(user_id: str) -> ChatUser | None:
+    if not is_lookup_id(user_id):
+        return None
+    return ChatUser.objects.filter(pk=user_id).first()
+
+
+def user_get(user_id: str) -> ChatUser:
+    user = user_find(user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return user
+
+
+def user_list() -> list[ChatUser]:
+    """Users by name in code point order (database collations differ), ties by id."""
+    return sorted(ChatUser.objects.all(), key=lambda user: (user.name, user.id))
+
+
+def existing_user_ids(user_ids: Iterable[str]) -> set[str]:
+    wanted = {user_id for user_id in user_ids if is_lookup_id(user_id)}
+    if not wanted:
+        return set()
+    return set(ChatUser.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+
+
+def user_ids_by_handle(handles: Iterable[str]) -> dict[str, str]:
+    wanted = {handle for handle in handles if is_lookup_id(handle)}
+    if not wanted:
+        return {}
+    return dict(ChatUser.objects.filter(handle__in=wanted).values_list("handle", "pk"))
+
+
+def _presentable(rooms: QuerySet[Room]) -> QuerySet[Room]:
+    """Rooms with what RoomSerializer reads, in three queries whatever the number of rooms."""
+    return rooms.prefetch_related(
+        Prefetch("memberships", queryset=RoomMember.objects.select_related("user").order_by("position")),
+        Prefetch("messages", queryset=Message.objects.order_by("seq")),
+    )
+
+
+def room_find(room_id: str, *, presentable: bool = False) -> Room | None:
+    if not is_lookup_id(room_id):
+        return None
+    rooms = Room.objects.filter(pk=room_id)
+    if presentable:
+        rooms = _presentable(rooms)
+    return rooms.first()
+
+
+def room_get(room_id: str, *, presentable: bool = False) -> Room:
+    room = room_find(room_id, presentable=presentable)
+    if room is None:
+        raise NotFound("room not found")
+    return room
+
+
+def room_list() -> list[Room]:
+    """Newest activity first; rooms without messages last; ties by creation time (newest first), then id."""
+    rooms = Room.objects.annotate(last_message_at=Max("messages__created_at")).order_by(
+        F("last_message_at").desc(nulls_last=True), "-created_at", "id"
+    )
+    return list(_presentable(rooms))
+
+
+def room_member_ids(room: Room) -> list[str]:
+    return list(room.memberships.order_by("position").values_list("user_id", flat=True))
+
+
+def room_members(room: Room) -> list[ChatUser]:
+    return [membership.user for membership in room.memberships.select_related("user").order_by("position")]
+
+
+def direct_room_between(user_a: str, user_b: str) -> Room | None:
+    """A direct room whose members are exactly these two users."""
+    candidates = Room.objects.filter(is_direct=True, memberships__user_id=user_a).filter(
+        memberships__user_id=user_b
+    )
+    for room in candidates:
+        if set(room_member_ids(room)) == {user_a, user_b}:
+            return room
+    return None
+
+
+def message_list(room_id: str) -> list[Message]:
+    if not room_id:
+        raise Invalid("room_id is required")
+    room = room_get(room_id)
+    return list(room.messages.order_by("seq"))
+
+
+def message_find_by_client_id(*, sender_id: str, client_msg_id: str) -> Message | None:
+    return Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
+
+
+def event_newest_seq() -> int:
+    """max(max(Event.seq), pruned_through): survives pruning every event (events.md §5.1)."""
+    newest = Event.objects.aggregate(newest=Coalesce(Max("seq"), 0))["newest"]
+    pruned = EventLogState.objects.aggregate(pruned=Coalesce(Max("pruned_through"), 0))["pruned"]
+    return max(newest, pruned)
