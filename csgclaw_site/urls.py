@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
+from agents import views as agents
 from csgclaw_site import http
 from im import views as im
 
@@ -26,6 +27,12 @@ urlpatterns = [
     path("api/v1/users/<str:user_id>", im.UserDetailView.as_view()),
     path("api/v1/im/messages", im.MessageSendView.as_view()),
     path("api/v1/messages", im.MessagesView.as_view()),
+    path("api/v1/agents", agents.AgentsView.as_view()),
+    path("api/v1/agents/<str:agent_id>", agents.AgentDetailView.as_view()),
+    path("api/v1/agents/<str:agent_id>/start", agents.AgentStartView.as_view()),
+    path("api/v1/agents/<str:agent_id>/stop", agents.AgentStopView.as_view()),
+    path("api/v1/agents/<str:agent_id>/logs", agents.AgentLogsView.as_view()),
+    path("api/v1/im/agents/join", agents.AgentJoinView.as_view()),
     path("admin/", admin.site.urls),
     re_path(r"^(?!admin/|static/)", http.not_found),
 ]

@@ -1,0 +1,59 @@
+# csgclaw-django: `make run` (set up + serve on the embedded default), `make test` (set up + whole suite).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+CONFIG := $(or $(CSGCLAW_CONFIG),$(or $(CSGCLAW_HOME),$(HOME)/.csgclaw)/config.toml)
+
+# The example provider of the first-run seed: a local csghub-lite; it is not probed, so the server
+# comes up on a machine with no model server at all.
+EXAMPLE_PROVIDER_FLAGS := --provider csghub-lite --base-url http://127.0.0.1:11435/v1 --api-key local \
+	--models Qwen/Qwen3-0.6B-GGUF
+
+.PHONY: install run serve test test-fast lint format bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	@if [ ! -f "$(CONFIG)" ]; then \
+		echo "No config at $(CONFIG): onboarding with the example provider (csghub-lite, Qwen/Qwen3-0.6B-GGUF)."; \
+		$(PY) manage.py onboard --no-input $(EXAMPLE_PROVIDER_FLAGS) || exit 1; \
+		echo ""; \
+		echo "To use another model, run for example:"; \
+		echo "  $(PY) manage.py onboard --base-url https://api.example.com/v1 --api-key sk-... --models gpt-5.4"; \
+		echo "or edit $(CONFIG) ([models] and [models.providers.<name>]); the LLM bridge picks changes up live."; \
+		echo ""; \
+	fi
+	$(PY) manage.py migrate --no-input --verbosity 0
+	$(PY) manage.py runserver
+
+serve: install
+	$(PY) manage.py serve
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not live"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) bench/message_send.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,421 @@
+"""The sandbox lifecycle of agents (sandbox.md §8): provision, start, stop, remove, logs and live status.
+
+Provider calls are synchronous and slow, so they never run inside a database transaction and never on
+the event loop. Work on one agent is serialised by a per-agent lock; background provisioning runs on a
+small thread pool started lazily in the server process.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+from agents import services
+from agents.models import Agent, AgentStatus
+from agents.selectors import agent_find, agent_get
+from csgclaw_site.config import (
+    Config,
+    ConfigError,
+    box_facing_base_url,
+    get_config_or_default,
+    resolve_model,
+)
+from im.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
+from sandbox import boxspec
+from sandbox.providers import get_provider
+from sandbox.providers.base import Box, BoxInfo, BoxNotFound, SandboxError, SandboxRuntime
+
+logger = logging.getLogger("csgclaw.sandbox")
+
+# onboard and the start-up bootstrap report progress this often while a box is being created.
+PROGRESS_INTERVAL_SECONDS = 10.0
+# A status refresh must never hold a listing request for long, whatever the provider does.
+STATUS_REFRESH_TIMEOUT_SECONDS = 2.0
+LOGS_MAX_LINES = 5000
+DEFAULT_LOG_LINES = 20
+MANAGER_PREFIX = "create bootstrap manager box"
+WORKER_PREFIX = "create worker box"
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_guard = threading.Lock()
+_refreshed_at: dict[str, float] = {}
+
+
+def agent_lock(agent_id: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(agent_id, threading.Lock())
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_guard:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(settings.CSGCLAW_SANDBOX_WORKERS, thread_name_prefix="csgclaw-box")
+        return _pool
+
+
+def _in_background(fn: Callable[[], object]) -> Future:
+    def run() -> object:
+        try:
+            return fn()
+        finally:
+            close_old_connections()
+
+    return _executor().submit(run)
+
+
+def current_config() -> Config:
+    config, error = get_config_or_default()
+    if error is not None:
+        raise error
+    return config
+
+
+def current_config_for_request() -> Config:
+    """The config for an API request; a config.toml that cannot be loaded is a 503, not a crash."""
+    try:
+        return current_config()
+    except ConfigError as exc:
+        raise Unavailable(f"config is unavailable: {exc}") from exc
+
+
+def log_lines_parse(raw: str) -> int:
+    """`?lines=`: blank means 20; otherwise 1–5000 in ASCII digits."""
+    if not raw:
+        return DEFAULT_LOG_LINES
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= LOGS_MAX_LINES:
+        raise Invalid(f"lines must be an integer between 1 and {LOGS_MAX_LINES}")
+    return int(raw)
+
+
+def _uses_local_provider(config: Config) -> bool:
+    return not settings.CSGCLAW_SANDBOX_PROVIDER_CLASS and config.sandbox.provider.strip() == "local"
+
+
+@contextmanager
+def open_runtime(config: Config, agent: Agent) -> Iterator[SandboxRuntime]:
+    provider = get_provider(config.sandbox, settings.CSGCLAW_SANDBOX_PROVIDER_CLASS)
+    home = boxspec.runtime_home(settings.CSGCLAW_HOME, agent.slug, config.sandbox.home_dir_name)
+    runtime = provider.open(home)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def find_box(runtime: SandboxRuntime, agent: Agent) -> Box | None:
+    """The agent's box by its stored id, then by its name (sandbox.md §8.1)."""
+    for key in dict.fromkeys(key for key in (agent.box_id, agent.slug) if key):
+        try:
+            return runtime.get(key)
+        except BoxNotFound:
+            continue
+        except SandboxError as exc:
+            raise SandboxError(f"get agent box: {exc}") from exc
+    return None
+
+
+def _box_info(box: Box) -> BoxInfo:
+    try:
+        return box.info()
+    finally:
+        box.close()
+
+
+def _model_id_for(config: Config, agent: Agent) -> str:
+    if agent.model_id:
+        return agent.model_id
+    try:
+        return resolve_model(config).model_id
+    except ConfigError:
+        return ""
+
+
+def box_spec_for(config: Config, agent: Agent) -> boxspec.BoxSpec:
+    """Build the box spec and prepare the host side: workspace, shared projects, PicoClaw files."""
+    home = Path(settings.CSGCLAW_HOME)
+    base_url = box_facing_base_url(config, local_provider=_uses_local_provider(config))
+    model_id = _model_id_for(config, agent)
+    access_token = config.server.access_token
+    feishu_app = boxspec.feishu_app_for(agent.id, config.feishu.apps)
+    environment = boxspec.box_environment(
+        base_url=base_url,
+        access_token=access_token,
+        bot_id=agent.id,
+        model_id=model_id,
+        feishu_app_id=feishu_app.app_id if feishu_app else "",
+        feishu_app_secret=feishu_app.app_secret if feishu_app else "",
+    )
+    manager = boxspec.is_manager(slug=agent.slug, agent_id=agent.id)
+    boxspec.seed_workspace(boxspec.workspace_dir(home, agent.slug), manager=manager)
+    boxspec.projects_dir(home).mkdir(mode=0o755, parents=True, exist_ok=True)
+    if manager:
+        boxspec.render_picoclaw_files(
+            boxspec.picoclaw_dir(home, agent.slug),
+            base_url=base_url,
+            bot_id=agent.id,
+            access_token=access_token,
+            model_id=model_id,
+        )
+    return boxspec.build_box_spec(
+        home=home,
+        slug=agent.slug,
+        agent_id=agent.id,
+        image=agent.image or config.bootstrap.manager_image,
+        environment=environment,
+    )
+
+
+def provision(agent_id: str) -> Agent | None:
+    """Create (or start) the agent's box and record the outcome; never leaves the agent `creating`."""
+    with agent_lock(agent_id):
+        agent = agent_find(agent_id)
+        if agent is None:
+            return None
+        prefix = MANAGER_PREFIX if boxspec.is_manager(slug=agent.slug, agent_id=agent.id) else WORKER_PREFIX
+        try:
+            config = current_config()
+            spec = box_spec_for(config, agent)
+            with open_runtime(config, agent) as runtime:
+                box = find_box(runtime, agent)
+                if box is None:
+                    box = runtime.create(spec)
+                elif box.info().state != AgentStatus.RUNNING:
+                    box.start()
+                info = _box_info(box)
+                recorded = services.agent_status_record(
+                    agent_id=agent_id, status=info.state, status_detail=info.detail, box_id=info.id
+                )
+                if recorded is None:
+                    # Deleted while its box was being made: the box would be orphaned otherwise.
+                    runtime.remove(info.id, force=True)
+                return recorded
+        except Exception as exc:
+            logger.warning("%s for agent %s: %s", prefix, agent_id, exc)
+            return services.agent_status_record(
+                agent_id=agent_id, status=AgentStatus.FAILED, status_detail=f"{prefix}: {exc}"
+            )
+
+
+def provisioning_queue(agent_id: str) -> None:
+    """Mark the agent `creating` and provision it after the caller's transaction commits."""
+    services.agent_status_record(agent_id=agent_id, status=AgentStatus.CREATING)
+
+    def start() -> None:
+        if settings.CSGCLAW_SANDBOX_INLINE:
+            provision(agent_id)
+        else:
+            _in_background(lambda: provision(agent_id))
+
+    transaction.on_commit(start)
+
+
+def provisioning_requeue_stale() -> int:
+    """Agents left `creating` by a previous process get their provisioning queued again."""
+    stale = list(Agent.objects.filter(status=AgentStatus.CREATING).values_list("pk", flat=True))
+    for agent_id in stale:
+        provisioning_queue(agent_id)
+    return len(stale)
+
+
+def _run_with_progress(
+    fn: Callable[[], Agent | None], progress: Callable[[float], None] | None
+) -> Agent | None:
+    if progress is None:
+        return fn()
+    future = _in_background(fn)
+    started = time.monotonic()
+    while True:
+        try:
+            return future.result(timeout=PROGRESS_INTERVAL_SECONDS)
+        except FutureTimeout:
+            progress(time.monotonic() - started)
+
+
+def _force_remove_manager_box(config: Config, agent: Agent) -> None:
+    with open_runtime(config, agent) as runtime:
+        for key in dict.fromkeys(key for key in (agent.box_id, agent.slug) if key):
+            try:
+                runtime.remove(key, force=True)
+            except BoxNotFound:
+                continue
+            except SandboxError as exc:
+                raise SandboxError(
+                    f'force remove bootstrap manager box "{agent.slug}" ("{key}"): {exc}'
+                ) from exc
+    shutil.rmtree(boxspec.agent_dir(settings.CSGCLAW_HOME, agent.slug), ignore_errors=True)
+
+
+def manager_box_ensure(
+    *, config: Config, force: bool = False, progress: Callable[[float], None] | None = None
+) -> Agent:
+    """Ensure the manager row and its box, synchronously (sandbox.md §8.3).
+
+    Never raises for box failures: the returned agent is `running` (or what the box reports) or `failed`
+    with a `status_detail` saying why. `progress(elapsed_seconds)` is called while the box is being made.
+    """
+    agent = services.manager_ensure(config=config)
+    if force:
+        with agent_lock(agent.id):
+            try:
+                _force_remove_manager_box(config, agent)
+            except Exception as exc:
+                failed = services.agent_status_record(
+                    agent_id=agent.id, status=AgentStatus.FAILED, status_detail=f"{MANAGER_PREFIX}: {exc}"
+                )
+                return failed or agent
+            Agent.objects.filter(pk=agent.id).update(box_id="")
+    services.agent_status_record(agent_id=agent.id, status=AgentStatus.CREATING)
+    return _run_with_progress(lambda: provision(agent.id), progress) or agent_get(agent.id)
+
+
+def _require_settled(agent: Agent) -> None:
+    if agent.status == AgentStatus.CREATING:
+        raise Conflict(f'agent "{agent.id}" is being created')
+
+
+def agent_start(*, agent_id: str) -> tuple[Agent, bool]:
+    """Start the box, or queue provisioning when there is none; returns (agent, provisioning_queued)."""
+    agent = agent_get(agent_id)
+    _require_settled(agent)
+    with agent_lock(agent.id):
+        try:
+            config = current_config()
+            with open_runtime(config, agent) as runtime:
+                box = find_box(runtime, agent)
+                if box is not None:
+                    box.start()
+                    info = _box_info(box)
+        except (SandboxError, ConfigError) as exc:
+            services.agent_status_record(
+                agent_id=agent.id, status=AgentStatus.FAILED, status_detail=f"start agent: {exc}"
+            )
+            raise UpstreamFailed(f"start agent: {exc}") from exc
+    if box is None:
+        with transaction.atomic():
+            provisioning_queue(agent.id)
+        return agent_get(agent.id), True
+    recorded = services.agent_status_record(
+        agent_id=agent.id, status=info.state, status_detail=info.detail, box_id=info.id
+    )
+    return recorded or agent, False
+
+
+def agent_stop(*, agent_id: str) -> Agent:
+    agent = agent_get(agent_id)
+    _require_settled(agent)
+    with agent_lock(agent.id):
+        try:
+            config = current_config()
+            with open_runtime(config, agent) as runtime:
+                box = find_box(runtime, agent)
+                if box is None:
+                    raise Conflict(f'agent box "{agent.slug}" not found')
+                box.stop()
+                info = _box_info(box)
+        except (SandboxError, ConfigError) as exc:
+            services.agent_status_record(
+                agent_id=agent.id, status=AgentStatus.UNKNOWN, status_detail=f"stop agent: {exc}"
+            )
+            raise UpstreamFailed(f"stop agent: {exc}") from exc
+    recorded = services.agent_status_record(
+        agent_id=agent.id, status=info.state, status_detail=info.detail, box_id=info.id
+    )
+    return recorded or agent
+
+
+def agent_box_remove(*, agent: Agent) -> None:
+    """Force-remove the box and the agent directory (sandbox.md §8.5); the shared projects/ stays."""
+    try:
+        config = current_config()
+        with open_runtime(config, agent) as runtime:
+            for key in dict.fromkeys(key for key in (agent.box_id, agent.slug) if key):
+                try:
+                    runtime.remove(key, force=True)
+                except BoxNotFound:
+                    continue
+    except (SandboxError, ConfigError) as exc:
+        raise UpstreamFailed(f"remove agent box: {exc}") from exc
+    directory = boxspec.agent_dir(settings.CSGCLAW_HOME, agent.slug)
+    try:
+        if directory.exists():
+            shutil.rmtree(directory)
+    except OSError as exc:
+        raise UpstreamFailed(f"remove agent home: {exc}") from exc
+
+
+def agent_logs(*, agent_id: str, lines: int) -> str:
+    agent = agent_get(agent_id)
+    try:
+        config = current_config()
+        with open_runtime(config, agent) as runtime:
+            box = find_box(runtime, agent)
+            if box is None:
+                raise NotFound(f'agent box "{agent.slug}" not found')
+            try:
+                return box.logs(lines)
+            finally:
+                box.close()
+    except (SandboxError, ConfigError) as exc:
+        raise UpstreamFailed(f"read agent logs: {exc}") from exc
+
+
+def _live_state(config: Config, agent: Agent) -> tuple[str, str, str | None]:
+    """(status, status_detail, box_id) as the provider reports it now (sandbox.md §8.7)."""
+    try:
+        with open_runtime(config, agent) as runtime:
+            box = find_box(runtime, agent)
+            if box is None:
+                return AgentStatus.UNKNOWN, f'agent box "{agent.slug}" not found', None
+            info = _box_info(box)
+            return info.state, info.detail, info.id
+    except SandboxError as exc:
+        return AgentStatus.UNKNOWN, str(exc), None
+
+
+def agents_status_refresh(agents: list[Agent]) -> list[Agent]:
+    """Refresh settled agents from their provider (2 s each, in parallel, cached for the status TTL)."""
+    now = time.monotonic()
+    due = [
+        agent
+        for agent in agents
+        if agent.status not in (AgentStatus.CREATING, AgentStatus.FAILED)
+        and now - _refreshed_at.get(agent.id, float("-inf")) >= settings.CSGCLAW_AGENT_STATUS_TTL
+    ]
+    if not due:
+        return agents
+    try:
+        config = current_config()
+    except ConfigError as exc:
+        logger.warning("agent status refresh skipped: %s", exc)
+        return agents
+    futures = {agent.id: _in_background(lambda agent=agent: _live_state(config, agent)) for agent in due}
+    refreshed: dict[str, Agent] = {}
+    for agent in due:
+        try:
+            status, detail, box_id = futures[agent.id].result(timeout=STATUS_REFRESH_TIMEOUT_SECONDS)
+        except FutureTimeout:
+            status, detail, box_id = (
+                AgentStatus.UNKNOWN,
+                f"sandbox did not answer within {STATUS_REFRESH_TIMEOUT_SECONDS:g}s",
+                None,
+            )
+        _refreshed_at[agent.id] = time.monotonic()
+        recorded = services.agent_status_record(
+            agent_id=agent.id, status=status, status_detail=detail, box_id=box_id
+        )
+        if recorded is not None:
+            refreshed[agent.id] = recorded
+    return [refreshed.get(agent.id, agent) for agent in agents]

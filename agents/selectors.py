@@ -1,0 +1,24 @@
+"""Reads of agents."""
+
+from __future__ import annotations
+
+from agents.models import Agent
+from im.errors import NotFound
+from im.selectors import is_lookup_id
+
+
+def agent_find(agent_id: str) -> Agent | None:
+    if not is_lookup_id(agent_id):
+        return None
+    return Agent.objects.filter(pk=agent_id).first()
+
+
+def agent_get(agent_id: str) -> Agent:
+    agent = agent_find(agent_id)
+    if agent is None:
+        raise NotFound("agent not found")
+    return agent
+
+
+def agent_list() -> list[Agent]:
+    return list(Agent.objects.order_by("created_at", "id"))

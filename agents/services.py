@@ -1,0 +1,288 @@
+"""Writes of agents: the manager record, IM identities, and (with the sandbox) the box lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import Q
+
+from agents import lifecycle
+from agents.models import NAME_MAX, Agent, AgentRole, AgentStatus
+from agents.selectors import agent_find
+from agents.serializers import AgentSerializer
+from bots.bindings import binding_upsert, bindings_delete_for_agent
+from csgclaw_site.config import Config, ConfigError, ResolvedModel, resolve_model
+from im import events
+from im import services as im_services
+from im.errors import Conflict, DomainError, Invalid, NotFound, UpstreamFailed
+from im.identity import ADMIN_ID, MANAGER_ID, agent_slug
+from im.models import MAX_ID_LENGTH, ChatUser
+from im.selectors import direct_room_between, user_find
+from im.services import check_length
+
+logger = logging.getLogger("csgclaw.agents")
+
+MANAGER_NAME = "manager"
+
+
+@dataclass(frozen=True)
+class ProfileSnapshot:
+    """The resolved model fields stored on an agent when it is created or re-ensured."""
+
+    profile: str = ""
+    provider: str = ""
+    model_id: str = ""
+    reasoning_effort: str = ""
+
+    @classmethod
+    def of(cls, resolved: ResolvedModel) -> ProfileSnapshot:
+        return cls(resolved.selector, resolved.provider_type, resolved.model_id, resolved.reasoning_effort)
+
+    def apply_to(self, agent: Agent) -> None:
+        agent.profile, agent.provider = self.profile, self.provider
+        agent.model_id, agent.reasoning_effort = self.model_id, self.reasoning_effort
+
+
+def default_profile(config: Config) -> ProfileSnapshot:
+    """The default model's snapshot, or an empty one while [models] cannot resolve a default."""
+    try:
+        return ProfileSnapshot.of(resolve_model(config))
+    except ConfigError:
+        return ProfileSnapshot()
+
+
+def emit_agent_updated(agent: Agent, *, status: str | None = None) -> None:
+    payload = AgentSerializer(agent).data
+    if status is not None:
+        payload["status"] = status
+    events.event_append(type=events.AGENT_UPDATED, payload={"agent": payload})
+
+
+@transaction.atomic
+def manager_ensure(*, config: Config, status: str = "", status_detail: str = "") -> Agent:
+    """The manager agent row (`u-manager`) and its csgclaw bot binding; idempotent.
+
+    Image and profile follow the current config; `status`/`status_detail`, when given, are recorded.
+    """
+    agent = Agent.objects.select_for_update().filter(pk=MANAGER_ID).first()
+    before = AgentSerializer(agent).data if agent is not None else None
+    if agent is None:
+        agent = Agent(id=MANAGER_ID, name=MANAGER_NAME, slug=MANAGER_NAME, role=AgentRole.MANAGER)
+    agent.image = config.bootstrap.manager_image
+    default_profile(config).apply_to(agent)
+    if status:
+        agent.status, agent.status_detail = status, status_detail
+    agent.save()
+    binding_upsert(
+        bot_id=MANAGER_ID, name=MANAGER_NAME, role=AgentRole.MANAGER, agent_id=MANAGER_ID, user_id=MANAGER_ID
+    )
+    if AgentSerializer(agent).data != before:
+        emit_agent_updated(agent)
+    return agent
+
+
+@dataclass(frozen=True)
+class ImIdentity:
+    user: ChatUser
+    user_created: bool
+    room_created: bool
+
+
+@transaction.atomic
+def agent_im_identity_ensure(*, agent: Agent, announce_reused: bool = False) -> ImIdentity:
+    """The agent's IM user and its direct room with the admin, created when missing.
+
+    `user.created` / `room.created` are emitted for what was created, or always with `announce_reused`
+    (worker creation announces both even when they were reused, http-api.md §9.2).
+    """
+    role = AgentRole.MANAGER if agent.id == MANAGER_ID else agent.role
+    handle = agent_slug(name=agent.name, agent_id=agent.id, role=role)
+    ensured = im_services.user_ensure(user_id=agent.id, name=agent.name, handle=handle, role=role)
+    room, room_created = im_services.direct_room_ensure(
+        user=ensured.user, title=ensured.user.name, first_sender_id=agent.id
+    )
+    if ensured.created or announce_reused:
+        events.event_append(type=events.USER_CREATED, payload=events.user_payload(ensured.user))
+    if room_created or announce_reused:
+        im_services.emit_room_created(room)
+    return ImIdentity(ensured.user, ensured.created, room_created)
+
+
+def agent_join_room(*, agent_id: str, room_id: str, inviter_id: str = "", locale: str = "") -> Agent:
+    """Add an agent to a room (http-api.md §6.11).
+
+    Two transactions on purpose: the agent's IM identity is ensured (and kept) even when the join
+    itself is then refused.
+    """
+    agent = agent_find(agent_id.strip())
+    if agent is None:
+        raise NotFound("agent not found")
+    try:
+        identity = agent_im_identity_ensure(agent=agent)
+    except DomainError as exc:
+        raise UpstreamFailed(f"ensure agent im user: {exc}") from exc
+    im_services.room_add_agent(
+        room_id=room_id, agent_user_id=identity.user.id, inviter_id=inviter_id, locale=locale
+    )
+    return agent
+
+
+@transaction.atomic
+def agent_status_record(
+    *, agent_id: str, status: str, status_detail: str = "", box_id: str | None = None
+) -> Agent | None:
+    """Save a box status change and announce it; None when the agent was deleted meanwhile."""
+    agent = Agent.objects.select_for_update().filter(pk=agent_id).first()
+    if agent is None:
+        return None
+    changed = (agent.status, agent.status_detail) != (status, status_detail)
+    agent.status, agent.status_detail = status, status_detail
+    if box_id is not None and box_id != agent.box_id:
+        agent.box_id, changed = box_id, True
+    if changed:
+        agent.save(update_fields=["status", "status_detail", "box_id", "updated_at"])
+        emit_agent_updated(agent)
+    return agent
+
+
+WORKER_DESCRIPTION_MAX = 2000
+# Characters that cannot appear in an agent id: it becomes a path segment and a box label.
+_INVALID_ID_CHARS = re.compile(r"[/\s\x00-\x1f\x7f]")
+
+
+def _validate_new_worker(*, name: str, agent_id: str, description: str) -> str:
+    """Checks 2–7 of http-api.md §5.2 in order; returns the agent's slug."""
+    if not name:
+        raise Invalid("name is required")
+    check_length("name", name, NAME_MAX)
+    check_length("description", description, WORKER_DESCRIPTION_MAX)
+    if name.lower() == MANAGER_NAME:
+        raise Invalid(f'name "{name}" is reserved')
+    if len(agent_id) > MAX_ID_LENGTH or _INVALID_ID_CHARS.search(agent_id):
+        raise Invalid(f'agent id "{agent_id}" is invalid')
+    if agent_find(agent_id) is not None or (user_find(agent_id) is not None and agent_find(agent_id) is None):
+        raise Invalid(f'agent id "{agent_id}" already exists')
+    slug = agent_slug(name=name, agent_id=agent_id, role=AgentRole.WORKER)
+    if Agent.objects.filter(Q(name__iexact=name) | Q(slug=slug)).exists():
+        raise Invalid(f'agent name "{name}" already exists')
+    if ChatUser.objects.filter(handle=slug).exclude(pk=agent_id).exists():
+        raise Invalid(f'handle "{slug}" already exists')
+    return slug
+
+
+@transaction.atomic
+def agent_create(
+    *, config: Config, name: str, agent_id: str = "", description: str = "", profile: str = ""
+) -> Agent:
+    """Create a worker with its IM user, direct room and bot binding; its box is made in the background.
+
+    Everything written here is one transaction (http-api.md §9.2): all of it exists afterwards or none.
+    The returned agent is the state the request answers with (`creating`).
+    """
+    name, description, profile = name.strip(), description.strip(), profile.strip()
+    agent_id = agent_id.strip() or f"u-{name}"
+    slug = _validate_new_worker(name=name, agent_id=agent_id, description=description)
+    try:
+        snapshot = ProfileSnapshot.of(resolve_model(config, profile))
+    except ConfigError as exc:
+        raise Invalid(str(exc)) from exc
+    agent = Agent(
+        id=agent_id,
+        name=name,
+        slug=slug,
+        description=description,
+        role=AgentRole.WORKER,
+        image=config.bootstrap.manager_image,
+        status=AgentStatus.CREATING,
+    )
+    snapshot.apply_to(agent)
+    agent.save(force_insert=True)
+    agent_im_identity_ensure(agent=agent, announce_reused=True)
+    binding_upsert(
+        bot_id=agent.id,
+        name=agent.name,
+        role=AgentRole.WORKER,
+        agent_id=agent.id,
+        user_id=agent.id,
+        description=description,
+    )
+    intro_schedule(agent_id=agent.id)
+    lifecycle.provisioning_queue(agent.id)
+    # Provisioning and the intro run after commit on their own rows; this instance stays as created.
+    return agent
+
+
+def intro_text(*, name: str, description: str) -> str:
+    text = f"@{name} Write this down in your memory: your name is {name}."
+    if description.strip():
+        text += f" Your responsibility is {description.strip()}"
+    return text
+
+
+def intro_schedule(*, agent_id: str) -> None:
+    """Post the admin's intro after commit: inline with no delay, else on a timer thread (lost on exit)."""
+
+    def post() -> None:
+        try:
+            intro_post(agent_id=agent_id)
+        except Exception:
+            logger.exception("intro message for agent %s failed", agent_id)
+        finally:
+            if delay:
+                close_old_connections()
+
+    delay = settings.CSGCLAW_WORKER_INTRO_DELAY
+    if delay <= 0:
+        transaction.on_commit(post)
+    else:
+        transaction.on_commit(lambda: _start_timer(delay, post))
+
+
+def _start_timer(delay: float, fn) -> None:
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
+
+
+@transaction.atomic
+def intro_post(*, agent_id: str) -> None:
+    """`u-admin` introduces the agent in their direct room, so the agent's stream receives its name."""
+    agent = agent_find(agent_id)
+    room = direct_room_between(ADMIN_ID, agent_id)
+    admin = user_find(ADMIN_ID)
+    if agent is None or room is None or admin is None:
+        logger.warning("intro message for agent %s skipped: agent, admin or direct room is gone", agent_id)
+        return
+    im_services.message_post(
+        room=room, sender=admin, content=intro_text(name=agent.name, description=agent.description)
+    )
+
+
+def agent_delete(*, agent_id: str) -> None:
+    """Remove an agent's box and directory, then its row and bindings (http-api.md §5.4).
+
+    The provider call runs outside any transaction (it can be slow); the database part is atomic.
+    """
+    agent = agent_find(agent_id)
+    if agent is None:
+        raise NotFound("agent not found")
+    if agent.id == MANAGER_ID:
+        raise Conflict(f'agent "{MANAGER_ID}" is reserved')
+    lifecycle.agent_box_remove(agent=agent)
+    agent_record_delete(agent_id=agent.id)
+
+
+@transaction.atomic
+def agent_record_delete(*, agent_id: str) -> None:
+    agent = Agent.objects.select_for_update().filter(pk=agent_id).first()
+    if agent is None:
+        return
+    bindings_delete_for_agent(agent_id=agent.id)
+    last_state = AgentSerializer(agent).data
+    agent.delete()
+    events.event_append(type=events.AGENT_UPDATED, payload={"agent": {**last_state, "status": "deleted"}})

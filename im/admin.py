@@ -1,0 +1,88 @@
+"""Django admin for the IM: plain ORM edits for operators; they emit no events (http-api.md §10.2)."""
+
+from django.contrib import admin
+
+from im.models import ChatUser, Event, EventRecipient, Message, Room, RoomMember
+
+
+@admin.register(ChatUser)
+class ChatUserAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "handle", "role", "avatar", "accent_hex", "created_at")
+    list_filter = ("role",)
+    search_fields = ("id", "name", "handle")
+    ordering = ("name", "id")
+
+
+class RoomMemberInline(admin.TabularInline):
+    model = RoomMember
+    extra = 0
+    autocomplete_fields = ("user",)
+    ordering = ("position",)
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ("message_id", "sender", "kind", "content", "created_at")
+    readonly_fields = fields
+    ordering = ("seq",)
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "is_direct", "member_count", "created_at")
+    list_filter = ("is_direct",)
+    search_fields = ("id", "title", "description")
+    inlines = (RoomMemberInline, MessageInline)
+
+    @admin.display(description="members")
+    def member_count(self, room: Room) -> int:
+        return room.memberships.count()
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("message_id", "room", "sender", "kind", "short_content", "created_at")
+    list_filter = ("kind", "created_at")
+    search_fields = ("message_id", "content", "sender__id", "room__id", "client_msg_id")
+    list_select_related = ("room", "sender")
+    raw_id_fields = ("room", "sender")
+
+    @admin.display(description="content")
+    def short_content(self, message: Message) -> str:
+        return message.content if len(message.content) <= 80 else message.content[:77] + "..."
+
+
+class EventRecipientInline(admin.TabularInline):
+    model = EventRecipient
+    extra = 0
+    readonly_fields = ("recipient_id", "mentioned")
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """The durable log is append-only: rows are written by services, never by hand."""
+
+    list_display = ("seq", "stream", "type", "room_id", "message_id", "created_at")
+    list_filter = ("stream", "type")
+    search_fields = ("type", "room_id", "message_id")
+    readonly_fields = ("seq", "stream", "type", "room_id", "message_id", "payload", "bot_payload", "created_at")
+    inlines = (EventRecipientInline,)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
