@@ -1,0 +1,37 @@
+"""Bearer authentication of the bot routes (http-api.md §1.4): the server token, or an agent's own token."""
+
+from __future__ import annotations
+
+import hmac
+
+from agents.models import Agent
+from csgclaw_site.config import get_config_or_default
+from im.selectors import is_lookup_id
+
+BEARER_PREFIX = "Bearer "
+
+
+def presented_token(authorization: str) -> str | None:
+    """The token of an exact `Bearer <token>` header (capital B, one space), else None."""
+    if not authorization.startswith(BEARER_PREFIX):
+        return None
+    return authorization[len(BEARER_PREFIX) :]
+
+
+async def bearer_allowed(authorization: str, *, bot_id: str) -> bool:
+    """True when auth is off, the shared token matches, or the token is this bot's own agent token.
+
+    An agent token opens only the routes of its own bot id, never another bot's.
+    """
+    config, _ = get_config_or_default()
+    if config.server.no_auth:
+        return True
+    token = presented_token(authorization)
+    if token is None:
+        return False
+    if hmac.compare_digest(token.encode(), config.server.access_token.encode()):
+        return True
+    if not is_lookup_id(bot_id):
+        return False
+    own_token = await Agent.objects.filter(pk=bot_id).values_list("api_token", flat=True).afirst()
+    return own_token is not None and hmac.compare_digest(token.encode(), own_token.encode())

@@ -1,0 +1,64 @@
+"""The `/api/bots/{bot_id}/…` routes: one parser for the whole prefix, then auth, then the action.
+
+Plain Django async views (streams and the LLM proxy cannot be DRF views), with manual bearer auth.
+Check order for every action: 404 (path) → 401 → 405 → the action's own checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from bots import services
+from bots.auth import bearer_allowed
+from csgclaw_site.http import error_response, method_not_allowed, not_found, parse_json_body
+
+BOTS_PREFIX = "/api/bots/"
+
+BotAction = Callable[[HttpRequest, str], Awaitable[HttpResponse]]
+
+
+def parse_bot_path(path: str) -> tuple[str, str] | None:
+    """(bot_id, action) of a decoded `/api/bots/…` path, or None when it is not a bot route.
+
+    The bot id is neither trimmed nor looked up: an unknown bot still gets an (empty) stream.
+    """
+    segments = path.removeprefix(BOTS_PREFIX).strip("/").split("/")
+    if len(segments) < 2 or not segments[0]:
+        return None
+    return segments[0], "/".join(segments[1:])
+
+
+def _send(request: HttpRequest, bot_id: str) -> HttpResponse:
+    # Errors propagate to ApiErrorMiddleware, which renders the contract's 4xx texts.
+    body = parse_json_body(request, strings=("room_id", "chat_id", "text"))
+    message = services.bot_message_send(
+        bot_id=bot_id,
+        room_id=body.get("room_id", ""),
+        chat_id=body.get("chat_id", ""),
+        text=body.get("text", ""),
+    )
+    return JsonResponse({"message_id": message.message_id})
+
+
+async def message_send(request: HttpRequest, bot_id: str) -> HttpResponse:
+    if request.method != "POST":
+        return method_not_allowed(request)
+    return await sync_to_async(_send)(request, bot_id)
+
+
+ACTIONS: dict[str, BotAction] = {
+    "messages/send": message_send,
+}
+
+
+async def bot_api(request: HttpRequest, rest: str = "") -> HttpResponse:
+    parsed = parse_bot_path(request.path)
+    if parsed is None or parsed[1] not in ACTIONS:
+        return not_found(request)
+    bot_id, action = parsed
+    if not await bearer_allowed(request.headers.get("Authorization", ""), bot_id=bot_id):
+        return error_response(request, 401, "unauthorized")
+    return await ACTIONS[action](request, bot_id)
