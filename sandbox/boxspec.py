@@ -1,0 +1,214 @@
+"""An agent's box: host layout, box spec and environment, workspace seeding and PicoClaw file rendering."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sandbox.providers.base import BoxSpec, Mount, ensure_dir, write_private_file
+
+GUEST_HOME = "/home/picoclaw"
+GUEST_WORKSPACE = f"{GUEST_HOME}/.picoclaw/workspace"
+GUEST_PROJECTS = f"{GUEST_WORKSPACE}/projects"
+GATEWAY_COMMAND = (
+    "/bin/sh",
+    "-c",
+    "/usr/local/bin/picoclaw gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null",
+)
+AGENT_ID_LABEL = "csgclaw.agent_id"
+MANAGER_SLUG = "manager"
+MANAGER_AGENT_ID = "u-manager"
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+WORKSPACE_TEMPLATES_DIR = PACKAGE_DIR / "workspace_templates"
+# String values of the template that are exactly one of these placeholders are replaced when rendering:
+# {{BASE}} box-facing base, {{BOT}} agent id, {{TOKEN}} server token, {{MODEL}} model id,
+# {{MODEL_ID}} the openai/ form of the model id, {{LLM}} the agent's LLM bridge URL.
+PICOCLAW_CONFIG_TEMPLATE = PACKAGE_DIR / "picoclaw" / "config.template.json"
+
+
+def agent_dir(home: Path, slug: str) -> Path:
+    return Path(home) / "agents" / slug
+
+
+def workspace_dir(home: Path, slug: str) -> Path:
+    return agent_dir(home, slug) / "workspace"
+
+
+def runtime_home(home: Path, slug: str, home_dir_name: str) -> Path:
+    """The directory a provider's `open()` receives for this agent."""
+    return agent_dir(home, slug) / home_dir_name
+
+
+def picoclaw_dir(home: Path, slug: str) -> Path:
+    """Where the agent's PicoClaw files are rendered on the host (done for the manager)."""
+    return agent_dir(home, slug) / ".picoclaw"
+
+
+def projects_dir(home: Path) -> Path:
+    return Path(home) / "projects"
+
+
+def is_manager(*, slug: str, agent_id: str) -> bool:
+    return slug == MANAGER_SLUG or agent_id == MANAGER_AGENT_ID
+
+
+def custom_model_id(model: str) -> str:
+    """PicoClaw's provider-qualified model id: `openai/<model>`; `openai:<x>` becomes `openai/<x>`."""
+    model = model.strip()
+    if not model:
+        return ""
+    lowered = model.lower()
+    if lowered.startswith("openai/"):
+        return model
+    if lowered.startswith("openai:"):
+        return "openai/" + model[len("openai:") :]
+    return "openai/" + model
+
+
+def llm_base_url(base_url: str, bot_id: str) -> str:
+    """The agent's LLM bridge; a relative path when no box-facing base could be determined."""
+    return f"{base_url.rstrip('/')}/api/bots/{bot_id}/llm"
+
+
+def feishu_app_for(bot_id: str, apps: Mapping[str, Any]) -> Any | None:
+    """The `[channels.feishu.<name>]` app whose table name is exactly the agent id (no prefix games)."""
+    return apps.get(bot_id)
+
+
+def box_environment(
+    *,
+    base_url: str,
+    access_token: str,
+    bot_id: str,
+    model_id: str,
+    feishu_app_id: str = "",
+    feishu_app_secret: str = "",
+) -> dict[str, str]:
+    """Every variable a box receives; the LLM key is always the server token, never the provider's key."""
+    llm = llm_base_url(base_url, bot_id)
+    env = {
+        "HOME": GUEST_HOME,
+        "CSGCLAW_BASE_URL": base_url,
+        "PICOCLAW_CHANNELS_CSGCLAW_BASE_URL": base_url,
+        "CSGCLAW_ACCESS_TOKEN": access_token,
+        "PICOCLAW_CHANNELS_CSGCLAW_ACCESS_TOKEN": access_token,
+        "PICOCLAW_CHANNELS_CSGCLAW_BOT_ID": bot_id,
+        "CSGCLAW_LLM_BASE_URL": llm,
+        "OPENAI_BASE_URL": llm,
+        "PICOCLAW_CUSTOM_MODEL_BASE_URL": llm,
+        "CSGCLAW_LLM_API_KEY": access_token,
+        "OPENAI_API_KEY": access_token,
+        "PICOCLAW_CUSTOM_MODEL_API_KEY": access_token,
+        "CSGCLAW_LLM_MODEL_ID": model_id,
+        "OPENAI_MODEL": model_id,
+        "PICOCLAW_AGENTS_DEFAULTS_MODEL_NAME": model_id,
+        "PICOCLAW_CUSTOM_MODEL_NAME": model_id,
+        "PICOCLAW_CUSTOM_MODEL_ID": custom_model_id(model_id),
+    }
+    if feishu_app_id or feishu_app_secret:
+        env["PICOCLAW_CHANNELS_FEISHU_APP_ID"] = feishu_app_id
+        env["PICOCLAW_CHANNELS_FEISHU_APP_SECRET"] = feishu_app_secret
+    return env
+
+
+def build_box_spec(
+    *, home: Path, slug: str, agent_id: str, image: str, environment: Mapping[str, str]
+) -> BoxSpec:
+    """The box spec shared by the manager and workers; providers derive their own names from `slug`."""
+    return BoxSpec(
+        image=image,
+        name=slug,
+        cmd=list(GATEWAY_COMMAND),
+        env=dict(environment),
+        mounts=[
+            Mount(host_path=str(workspace_dir(home, slug)), guest_path=GUEST_WORKSPACE),
+            Mount(host_path=str(projects_dir(home)), guest_path=GUEST_PROJECTS),
+        ],
+        detach=True,
+        auto_remove=False,
+        entrypoint=None,
+        labels={AGENT_ID_LABEL: agent_id},
+    )
+
+
+def seed_workspace(workspace: Path, *, manager: bool) -> None:
+    """Copy the role's template tree into `workspace`, replacing same-name files and keeping the rest."""
+    source = WORKSPACE_TEMPLATES_DIR / ("manager" if manager else "worker")
+    ensure_dir(workspace)
+    for template in sorted(source.rglob("*")):
+        target = Path(workspace) / template.relative_to(source)
+        if template.is_dir():
+            ensure_dir(target)
+            continue
+        # The workspace is writable from inside the box: never write through a link planted there.
+        if target.is_symlink():
+            target.unlink()
+        shutil.copyfile(template, target)
+        target.chmod(stat.S_IMODE(template.stat().st_mode) | stat.S_IWUSR)
+
+
+def render_picoclaw_files(
+    dest: Path, *, base_url: str, bot_id: str, access_token: str, model_id: str
+) -> None:
+    """Write `config.json`, `.security.yml` (0600) and an empty `logs/` into `dest` (0755)."""
+    ensure_dir(dest)
+    ensure_dir(Path(dest) / "logs")
+    values = {
+        "{{BASE}}": base_url,
+        "{{BOT}}": bot_id,
+        "{{TOKEN}}": access_token,
+        "{{MODEL}}": model_id,
+        "{{MODEL_ID}}": custom_model_id(model_id),
+        "{{LLM}}": llm_base_url(base_url, bot_id),
+    }
+    # Without a base the URLs would be relative, which PicoClaw cannot use: leave them to its defaults.
+    omitted = set() if base_url else {"{{BASE}}", "{{LLM}}"}
+    template = json.loads(PICOCLAW_CONFIG_TEMPLATE.read_text(encoding="utf-8"))
+    config = _fill_placeholders(template, values, omitted)
+    write_private_file(Path(dest) / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    write_private_file(
+        Path(dest) / ".security.yml", _security_yaml(model_id=model_id, access_token=access_token)
+    )
+
+
+def _fill_placeholders(node: Any, values: Mapping[str, str], omitted: set[str]) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: _fill_placeholders(value, values, omitted)
+            for key, value in node.items()
+            if not (isinstance(value, str) and value in omitted)
+        }
+    if isinstance(node, list):
+        return [_fill_placeholders(item, values, omitted) for item in node]
+    if isinstance(node, str):
+        return values.get(node, node)
+    return node
+
+
+_PLAIN_YAML_SCALAR = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/:@+]*\Z")
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
+
+
+def _yaml_scalar(text: str) -> str:
+    """`text` as a YAML scalar: plain when unambiguous, else double-quoted (JSON strings are valid YAML)."""
+    if _PLAIN_YAML_SCALAR.match(text) and text.lower() not in _YAML_WORDS and not text.endswith(":"):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _security_yaml(*, model_id: str, access_token: str) -> str:
+    return (
+        "model_list:\n"
+        f"  {_yaml_scalar(model_id + ':0')}:\n"
+        "    api_keys:\n"
+        f"      - {_yaml_scalar(access_token)}\n"
+        "channels: {}\n"
+        "web: {}\n"
+        "skills: {}\n"
+    )

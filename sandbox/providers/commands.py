@@ -1,0 +1,62 @@
+"""Running a runtime's command-line tool (boxlite, docker) and reading its JSON answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from sandbox.providers.base import BoxNotFound, SandboxError, SandboxUnavailable
+
+# Enough of a runtime's unexpected output to recognise it in a status line without flooding it.
+SNIPPET_LENGTH = 200
+
+
+def run_cli(
+    argv: list[str], *, timeout: float, op: str, missing_message: str
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `argv` without a shell, capturing both streams; the exit code is left to the caller."""
+    try:
+        return subprocess.run(
+            argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False
+        )
+    except FileNotFoundError as error:
+        raise SandboxUnavailable(missing_message) from error
+    except subprocess.TimeoutExpired as error:
+        raise SandboxError(f"{op}: timed out after {timeout:g} s") from error
+    except OSError as error:
+        raise SandboxError(f"{op}: {error}") from error
+
+
+def text(output: bytes) -> str:
+    return output.decode("utf-8", errors="replace").strip()
+
+
+def snippet(output: str) -> str:
+    output = " ".join(output.split())
+    return output if len(output) <= SNIPPET_LENGTH else output[:SNIPPET_LENGTH] + "…"
+
+
+def first_inspect_record(stdout: str, *, op: str, ref: str) -> dict[str, Any]:
+    """The first object of an `inspect` JSON array; `[]` means not found, anything malformed is an error."""
+    try:
+        records = json.loads(stdout)
+    except ValueError as error:
+        raise SandboxError(f"{op}: unexpected output (not JSON): {snippet(stdout) or '(empty)'}") from error
+    if not isinstance(records, list):
+        raise SandboxError(f"{op}: unexpected output (not a JSON array): {snippet(stdout)}")
+    if not records:
+        raise BoxNotFound(f"{op}: sandbox not found: {ref}")
+    if not isinstance(records[0], dict):
+        raise SandboxError(f"{op}: unexpected output (not a JSON object): {snippet(stdout)}")
+    return records[0]
+
+
+def nested(record: dict[str, Any], *keys: str) -> Any:
+    """`record[k1][k2]…`, or None as soon as a level is missing or is not an object."""
+    value: Any = record
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value

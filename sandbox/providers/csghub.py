@@ -1,0 +1,475 @@
+"""The csghub provider: sandboxes run by a CSGHub sandbox service, driven over its HTTP API with httpx."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shlex
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from sandbox.providers.base import (
+    BoxInfo,
+    BoxNotFound,
+    BoxSpec,
+    BoxState,
+    SandboxError,
+    SandboxUnavailable,
+    TailLogsMixin,
+    map_state,
+    parse_timestamp,
+)
+from sandbox.providers.commands import nested, snippet
+
+if TYPE_CHECKING:
+    from csgclaw_site.config import SandboxConfig
+
+SANDBOXES_PATH = "/api/v1/sandboxes"
+# The port PicoClaw's runtime listens on inside a CSGHub sandbox; the gateway proxies to it.
+RUNTIME_PORT = 8888
+LIFECYCLE_TIMEOUT = 60.0
+EXEC_TIMEOUT = 30 * 60.0
+# One readiness probe must not eat the whole wait; the gateway answers quickly once the runtime is up.
+GATEWAY_PROBE_TIMEOUT = 5.0
+DEFAULT_READY_TIMEOUT = 5 * 60.0
+MIN_READY_TIMEOUT = 5.0
+DEFAULT_POLL_INTERVAL = 3.0
+MIN_POLL_INTERVAL = 0.5
+MAX_POLL_INTERVAL = 30.0
+DEFAULT_PVC_MOUNT_PATH = "/opt/csgclaw"
+
+CSGHUB_STATES: dict[str, BoxState] = {
+    "running": "running",
+    "ready": "running",
+    "deploying": "created",
+    "starting": "created",
+    "creating": "created",
+    "created": "created",
+    "configured": "created",
+    "pending": "created",
+    "stopped": "stopped",
+    "terminated": "stopped",
+    "failed": "exited",
+    "error": "exited",
+    "errored": "exited",
+    "crashed": "exited",
+    "dead": "exited",
+    "exited": "exited",
+}
+# Statuses that will not turn into "running" by waiting; "stopped" is not one, it is stale right after start.
+FAILED_STATUSES = {"failed", "error", "errored", "crashed"}
+# While the service is still bringing a sandbox up it answers a start request with 400.
+STARTING_STATUSES = ("deploying", "starting")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(name: str, raw: str) -> float:
+    """Seconds from `90`, `90s`, `1m30s` or `500ms` (Go duration syntax)."""
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+        position = 0
+        for part in _DURATION_PART.finditer(raw):
+            if part.start() != position:
+                break
+            seconds += float(part.group(1)) * _DURATION_UNITS[part.group(2)]
+            position = part.end()
+        if position == 0 or position != len(raw):
+            raise SandboxError(
+                f'csghub: {name} must be a duration such as 90s or a number of seconds: "{raw}"'
+            ) from None
+    if seconds < 0:
+        raise SandboxError(f"csghub: {name} must be >= 0")
+    return seconds
+
+
+def parse_count(name: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SandboxError(f'csghub: {name} must be an integer: "{raw.strip()}"') from None
+    if value < 0:
+        raise SandboxError(f"csghub: {name} must be >= 0")
+    return value
+
+
+def normalize_subpath_prefix(raw: str) -> str:
+    prefix = raw.strip().strip("/")
+    if not prefix:
+        return ""
+    if ".." in prefix.split("/"):
+        raise SandboxError('csghub: CSGCLAW_PVC_SUBPATH_PREFIX must not contain ".."')
+    normalized = posixpath.normpath(prefix)
+    return "" if normalized == "." else normalized
+
+
+@dataclass(frozen=True)
+class CsghubSettings:
+    """The provider's configuration; it comes from the environment only."""
+
+    api_base_url: str
+    user_token: str
+    gateway_url: str
+    cluster_id: str = ""
+    resource_id: int | None = None
+    sandbox_port: int | None = None
+    sandbox_timeout: int | None = None
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    pvc_mount_path: str = DEFAULT_PVC_MOUNT_PATH
+    pvc_subpath_prefix: str = ""
+    name_prefix: str = ""
+    skills_poll_interval: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> CsghubSettings:
+        def value(name: str) -> str:
+            return environ.get(name, "").strip()
+
+        def count(name: str) -> int | None:
+            return parse_count(name, value(name)) if value(name) else None
+
+        api_base_url = value("CSGHUB_API_BASE_URL").rstrip("/")
+        if not api_base_url:
+            raise SandboxUnavailable("csghub: CSGHUB_API_BASE_URL is required")
+        user_token = value("CSGHUB_USER_TOKEN")
+        if not user_token:
+            raise SandboxUnavailable("csghub: CSGHUB_USER_TOKEN is required")
+        ready_timeout = DEFAULT_READY_TIMEOUT
+        if value("CSGCLAW_SANDBOX_READY_TIMEOUT"):
+            ready_timeout = parse_duration(
+                "CSGCLAW_SANDBOX_READY_TIMEOUT", value("CSGCLAW_SANDBOX_READY_TIMEOUT")
+            )
+        poll_interval = DEFAULT_POLL_INTERVAL
+        if value("CSGCLAW_SANDBOX_POLL_INTERVAL"):
+            poll_interval = parse_duration(
+                "CSGCLAW_SANDBOX_POLL_INTERVAL", value("CSGCLAW_SANDBOX_POLL_INTERVAL")
+            )
+        return cls(
+            api_base_url=api_base_url,
+            user_token=user_token,
+            gateway_url=value("CSGHUB_AIGATEWAY_URL").rstrip("/") or api_base_url,
+            cluster_id=value("CSGCLAW_CLUSTER_ID"),
+            resource_id=count("CSGCLAW_RESOURCE_ID"),
+            sandbox_port=count("CSGCLAW_SANDBOX_PORT"),
+            sandbox_timeout=count("CSGCLAW_SANDBOX_TIMEOUT"),
+            ready_timeout=max(ready_timeout, MIN_READY_TIMEOUT),
+            poll_interval=min(max(poll_interval, MIN_POLL_INTERVAL), MAX_POLL_INTERVAL),
+            pvc_mount_path=value("CSGCLAW_PVC_MOUNT_PATH") or DEFAULT_PVC_MOUNT_PATH,
+            pvc_subpath_prefix=normalize_subpath_prefix(value("CSGCLAW_PVC_SUBPATH_PREFIX")),
+            name_prefix=value("CSGCLAW_NAME"),
+            skills_poll_interval=environ.get("SKILLS_POLL_INTERVAL"),
+        )
+
+
+class CsghubProvider:
+    name = "csghub"
+
+    def __init__(self, sandbox_config: SandboxConfig) -> None:
+        self.sandbox_config = sandbox_config
+
+    def open(self, home_dir: Path) -> CsghubRuntime:
+        """The runtime home is unused: sandboxes and their state live in the CSGHub service."""
+        return CsghubRuntime(CsghubSettings.from_environ(os.environ))
+
+
+def sandbox_record(response: httpx.Response, op: str) -> dict[str, Any]:
+    """The sandbox object of a response, which the service sometimes wraps in `{"data": …}`."""
+    try:
+        payload = response.json()
+    except ValueError as error:
+        raise SandboxError(f"{op}: unexpected response (not JSON): {snippet(response.text)}") from error
+    if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+        payload = payload["data"]
+    if not isinstance(payload, dict):
+        raise SandboxError(f"{op}: unexpected response (not a JSON object): {snippet(response.text)}")
+    return payload
+
+
+def sandbox_status(record: Mapping[str, Any]) -> str:
+    status = nested(dict(record), "state", "status")
+    return status.strip() if isinstance(status, str) else ""
+
+
+def http_failure(op: str, response: httpx.Response) -> SandboxError:
+    return SandboxError(
+        f"{op}: HTTP {response.status_code}: {snippet(response.text) or response.reason_phrase}"
+    )
+
+
+def unauthorized(op: str, response: httpx.Response) -> SandboxError:
+    detail = snippet(response.text)
+    return SandboxError(
+        f"{op}: unauthorized (HTTP {response.status_code}); check CSGHUB_USER_TOKEN"
+        + (f": {detail}" if detail else "")
+    )
+
+
+class CsghubRuntime:
+    def __init__(self, settings: CsghubSettings) -> None:
+        self.settings = settings
+        self.client = httpx.Client(
+            headers={"Authorization": f"Bearer {settings.user_token}"}, timeout=LIFECYCLE_TIMEOUT
+        )
+
+    def sandbox_name(self, name: str) -> str:
+        prefix = self.settings.name_prefix
+        if not prefix or name.startswith(f"{prefix}-"):
+            return name
+        return f"{prefix}-{name}"
+
+    def api_url(self, *parts: str) -> str:
+        return "/".join(
+            [self.settings.api_base_url + SANDBOXES_PATH, *(quote(part, safe="/") for part in parts)]
+        )
+
+    def gateway_url(self, name: str, action: str = "") -> str:
+        return f"{self.settings.gateway_url}/v1/sandboxes/{quote(name, safe='')}/{action}"
+
+    def request(
+        self, op: str, method: str, url: str, *, timeout: float = LIFECYCLE_TIMEOUT, **kwargs: Any
+    ) -> httpx.Response:
+        """One HTTP call; credentials the service refuses abort at once, whatever the caller is doing."""
+        try:
+            response = self.client.request(method, url, timeout=timeout, **kwargs)
+        except httpx.HTTPError as error:
+            raise SandboxUnavailable(f"{op}: {error}") from error
+        if response.status_code in (401, 403):
+            raise unauthorized(op, response)
+        return response
+
+    def create_body(self, spec: BoxSpec, name: str) -> dict[str, Any]:
+        if not spec.image.strip():
+            raise SandboxError("invalid sandbox image: image is required")
+        if spec.entrypoint:
+            raise SandboxError("unsupported sandbox option: entrypoint")
+        settings = self.settings
+        environments = {
+            **spec.env,
+            "CSGHUB_API_BASE_URL": settings.api_base_url,
+            "CSGHUB_USER_TOKEN": settings.user_token,
+        }
+        if settings.skills_poll_interval is not None:
+            environments["SKILLS_POLL_INTERVAL"] = settings.skills_poll_interval
+        body: dict[str, Any] = {"image": spec.image}
+        if settings.cluster_id:
+            body["cluster_id"] = settings.cluster_id
+        if settings.resource_id is not None:
+            body["resource_id"] = settings.resource_id
+        body["sandbox_name"] = name
+        body["environments"] = environments
+        body["volumes"] = [
+            self.volume(mount.host_path, mount.guest_path, mount.read_only) for mount in spec.mounts
+        ]
+        if settings.sandbox_port is not None:
+            body["port"] = settings.sandbox_port
+        if settings.sandbox_timeout is not None:
+            body["timeout"] = settings.sandbox_timeout
+        return body
+
+    def volume(self, host_path: str, guest_path: str, read_only: bool) -> dict[str, Any]:
+        """A mount as a sub-path of the PVC that the server and the sandboxes share."""
+        if not host_path.strip():
+            raise SandboxError("invalid sandbox mount: host path is required")
+        if not guest_path.strip():
+            raise SandboxError("invalid sandbox mount: guest path is required")
+        root = posixpath.normpath(self.settings.pvc_mount_path)
+        relative = posixpath.relpath(posixpath.normpath(host_path), root)
+        if not host_path.startswith("/") or relative == "." or relative == ".." or relative.startswith("../"):
+            raise SandboxError(
+                f'csghub: mount host path "{host_path}" is not under CSGCLAW_PVC_MOUNT_PATH "{root}"'
+            )
+        prefix = self.settings.pvc_subpath_prefix
+        volume: dict[str, Any] = {
+            "sandbox_mount_subpath": posixpath.join(prefix, relative) if prefix else relative,
+            "sandbox_mount_path": guest_path,
+        }
+        if read_only:
+            volume["read_only"] = True
+        return volume
+
+    def create(self, spec: BoxSpec) -> CsghubBox:
+        name = self.sandbox_name(spec.name)
+        body = self.create_body(spec, name)
+        op = "create csghub sandbox"
+        response = self.request(op, "POST", self.api_url(), json=body)
+        if response.status_code == 409:
+            # It exists already (an earlier attempt, another server): bring it to this spec instead.
+            response = self.request("update csghub sandbox", "PATCH", self.api_url(name), json=body)
+            if not response.is_success:
+                raise http_failure("update csghub sandbox", response)
+            status = sandbox_status(self.fetch(name, op="get csghub sandbox"))
+        elif response.is_success:
+            status = self.reported_status(response, op)
+        else:
+            raise http_failure(op, response)
+        self.bring_up(name, status)
+        return CsghubBox(self, name)
+
+    @staticmethod
+    def reported_status(response: httpx.Response, op: str) -> str:
+        """The status a successful create answered with; the sandbox exists, so an odd body is no failure."""
+        try:
+            return sandbox_status(sandbox_record(response, op))
+        except SandboxError:
+            return ""
+
+    def bring_up(self, name: str, status: str) -> None:
+        """Start the sandbox unless it runs, then wait until it runs and its gateway answers."""
+        if map_state(status, CSGHUB_STATES) != "running":
+            op = "start csghub sandbox"
+            response = self.request(op, "PUT", self.api_url(name, "status/start"))
+            if response.status_code == 404:
+                raise BoxNotFound(f"{op}: sandbox not found: {name}")
+            starting = status.lower() in STARTING_STATUSES or any(
+                word in response.text.lower() for word in STARTING_STATUSES
+            )
+            if not response.is_success and not (response.status_code == 400 and starting):
+                raise http_failure(op, response)
+        deadline = time.monotonic() + self.settings.ready_timeout
+        self.wait_running(name, deadline, status)
+        self.wait_gateway(name, deadline)
+
+    def wait_running(self, name: str, deadline: float, status: str) -> None:
+        last = status or "unknown"
+        while True:
+            try:
+                last = sandbox_status(self.fetch(name, op="poll csghub sandbox")) or "unknown"
+            except (SandboxUnavailable, BoxNotFound) as error:
+                # The service may not list a sandbox it has just accepted; keep asking until the deadline.
+                last = str(error)
+            else:
+                if map_state(last, CSGHUB_STATES) == "running":
+                    return
+                if last.lower() in FAILED_STATUSES:
+                    raise SandboxError(f'start csghub sandbox "{name}": the service reports status "{last}"')
+            self.pause_until(
+                deadline,
+                f'wait for csghub sandbox "{name}" to run: not running after '
+                f'{self.settings.ready_timeout:g} s (last status "{last}")',
+            )
+
+    def wait_gateway(self, name: str, deadline: float) -> None:
+        last = "no answer"
+        while True:
+            probe_timeout = max(0.1, min(GATEWAY_PROBE_TIMEOUT, deadline - time.monotonic()))
+            try:
+                response = self.request(
+                    "wait for csghub sandbox gateway",
+                    "GET",
+                    self.gateway_url(name),
+                    params={"port": RUNTIME_PORT},
+                    timeout=probe_timeout,
+                )
+            except SandboxUnavailable as error:
+                last = str(error)
+            else:
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}"
+            self.pause_until(
+                deadline,
+                f'wait for csghub sandbox "{name}" gateway: not ready after '
+                f"{self.settings.ready_timeout:g} s (last status {last})",
+            )
+
+    def pause_until(self, deadline: float, timeout_message: str) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SandboxError(timeout_message)
+        time.sleep(min(self.settings.poll_interval, remaining))
+
+    def fetch(self, name: str, *, op: str) -> dict[str, Any]:
+        response = self.request(op, "GET", self.api_url(name))
+        if response.status_code == 404:
+            raise BoxNotFound(f"{op}: sandbox not found: {name}")
+        if not response.is_success:
+            raise http_failure(op, response)
+        return sandbox_record(response, op)
+
+    def set_status(self, name: str, action: str, *, op: str) -> None:
+        response = self.request(op, "PUT", self.api_url(name, f"status/{action}"))
+        if response.status_code == 404:
+            raise BoxNotFound(f"{op}: sandbox not found: {name}")
+        if not response.is_success:
+            raise http_failure(op, response)
+
+    def get(self, id_or_name: str) -> CsghubBox:
+        name = self.sandbox_name(id_or_name)
+        record = self.fetch(name, op="get csghub sandbox")
+        return CsghubBox(self, str(nested(record, "spec", "sandbox_name") or name))
+
+    def remove(self, id_or_name: str, *, force: bool = False) -> None:
+        """The service has no delete: removing a box stops it."""
+        self.set_status(self.sandbox_name(id_or_name), "stop", op="remove csghub sandbox")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class CsghubBox(TailLogsMixin):
+    def __init__(self, runtime: CsghubRuntime, name: str) -> None:
+        self.runtime = runtime
+        self.name = name
+
+    def start(self) -> None:
+        record = self.runtime.fetch(self.name, op="get csghub sandbox")
+        self.runtime.bring_up(self.name, sandbox_status(record))
+
+    def stop(self, *, force: bool = False, timeout: float | None = None) -> None:
+        """The service has one way to stop a sandbox, so `force` and `timeout` change nothing."""
+        self.runtime.set_status(self.name, "stop", op="stop csghub sandbox")
+
+    def info(self) -> BoxInfo:
+        record = self.runtime.fetch(self.name, op="get csghub sandbox")
+        name = str(nested(record, "spec", "sandbox_name") or self.name)
+        return BoxInfo(
+            id=name,
+            name=name,
+            state=map_state(sandbox_status(record), CSGHUB_STATES),
+            created_at=parse_timestamp(nested(record, "state", "created_at")),
+        )
+
+    def exec(
+        self, argv: list[str], *, stdout: IO[bytes], stderr: IO[bytes], timeout: float | None = None
+    ) -> int:
+        """Output streams back line by line; the service has no exit codes, so an `ERROR:` line means 1."""
+        op = "run csghub command"
+        exit_code = 0
+        try:
+            with self.runtime.client.stream(
+                "POST",
+                self.runtime.gateway_url(self.name, "execute"),
+                params={"port": RUNTIME_PORT},
+                json={"command": shlex.join(argv)},
+                timeout=timeout or EXEC_TIMEOUT,
+            ) as response:
+                if response.status_code in (401, 403):
+                    response.read()
+                    raise unauthorized(op, response)
+                if response.status_code == 404:
+                    raise BoxNotFound(f"{op}: sandbox not found: {self.name}")
+                if not response.is_success:
+                    response.read()
+                    raise http_failure(op, response)
+                for line in response.iter_lines():
+                    stdout.write(line.encode("utf-8") + b"\n")
+                    if line.startswith("ERROR:"):
+                        exit_code = 1
+        except httpx.HTTPError as error:
+            raise SandboxUnavailable(f"{op}: {error}") from error
+        return exit_code
+
+    def close(self) -> None:
+        """The handle is just a name; the runtime owns the HTTP client."""

@@ -1,0 +1,456 @@
+"""The local provider (extension): PicoClaw as a host process per agent, isolated with bubblewrap."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from sandbox.boxspec import GUEST_HOME, GUEST_PROJECTS, GUEST_WORKSPACE, render_picoclaw_files
+from sandbox.providers.base import (
+    BoxInfo,
+    BoxNotFound,
+    BoxSpec,
+    BoxState,
+    SandboxError,
+    SandboxUnavailable,
+    ensure_dir,
+    first_line,
+    parse_timestamp,
+    write_private_file,
+)
+
+if TYPE_CHECKING:
+    from csgclaw_site.config import SandboxConfig
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE_NAME = "local-box.json"
+# What the spawned launcher (sh or bwrap) itself prints; PicoClaw's output goes to its gateway log.
+LAUNCH_LOG_NAME = "local-launch.log"
+BOX_HOME_NAME = "home"
+ISOLATION_MODES = ("auto", "bwrap", "none")
+BWRAP_PICOCLAW = "/opt/csgclaw/picoclaw"
+BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+UNISOLATED_DETAIL = "running without isolation (bubblewrap not found)"
+STOP_GRACE = 10.0
+KILL_WAIT = 5.0
+EXEC_TIMEOUT = 60.0
+# A launcher that dies this fast never started the gateway (bad bwrap setup, missing shell, …).
+STARTUP_CHECK = 0.2
+POLL_INTERVAL = 0.05
+
+
+def missing_picoclaw_message(path: str) -> str:
+    return f'local: executable "{path}" not found; install picoclaw or set [sandbox].picoclaw_path'
+
+
+def bwrap_arguments(
+    *, bwrap: str, box_home: Path, workspace: str, projects: str, picoclaw: str, env: dict[str, str]
+) -> list[str]:
+    """Everything before the command: read-only system dirs, the box's own dirs, and only the box env."""
+    arguments = [
+        bwrap,
+        "--unshare-all",
+        "--share-net",
+        *("--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"),
+        *(
+            "--ro-bind-try",
+            "/bin",
+            "/bin",
+            "--ro-bind-try",
+            "/lib",
+            "/lib",
+            "--ro-bind-try",
+            "/lib64",
+            "/lib64",
+        ),
+        *("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"),
+        *("--bind", str(box_home), GUEST_HOME),
+        *("--bind", workspace, GUEST_WORKSPACE),
+        *("--bind", projects, GUEST_PROJECTS),
+        *("--ro-bind", picoclaw, BWRAP_PICOCLAW),
+        *("--chdir", GUEST_HOME, "--clearenv", "--setenv", "PATH", BOX_PATH),
+    ]
+    for key, value in {**env, "HOME": GUEST_HOME}.items():
+        arguments += ["--setenv", key, value]
+    return arguments
+
+
+def bwrap_gateway_command() -> list[str]:
+    return ["/bin/sh", "-c", f"{BWRAP_PICOCLAW} gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null"]
+
+
+def host_gateway_command(picoclaw: str) -> list[str]:
+    quoted = '"' + re.sub(r'([\\"$`])', r"\\\1", picoclaw) + '"'
+    return ["/bin/sh", "-c", f'{quoted} gateway -d 1>"$HOME/.picoclaw/gateway.log" 2>/dev/null']
+
+
+def _proc_stat(pid: str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, …), or None if gone."""
+    try:
+        return (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def process_alive(pid: object) -> bool:
+    """Whether `pid` is a live (not zombie) process that looks like our gateway."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        # PermissionError: the pid was reused by another user's process, so it is not our gateway.
+        return False
+    if not Path("/proc/self").exists():
+        return True
+    fields = _proc_stat(str(pid))
+    try:
+        command_line = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
+    return fields is not None and fields[:1] != ["Z"] and b"gateway" in command_line
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live process is left in the group; zombies do not count (not every init reaps them)."""
+    if not Path("/proc/self").exists():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(entry.name)
+            if fields is not None and len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+                return True
+    return False
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    # The gateway was started in its own session, so its process group id is its pid.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def wait_group_gone(pgid: int, seconds: float) -> bool:
+    """Wait for the whole group: the shell that leads it may die before the gateway it started."""
+    deadline = time.monotonic() + seconds
+    while group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL)
+    return True
+
+
+def replace_with_symlink(link: Path, target: Path) -> None:
+    """Point `link` at `target`, replacing an old link or an empty mount point left by bwrap."""
+    if link.is_symlink():
+        if Path(os.readlink(link)) == target:
+            return
+        link.unlink()
+    elif link.is_dir():
+        link.rmdir()
+    link.symlink_to(target, target_is_directory=True)
+
+
+def remove_symlink(path: Path) -> None:
+    """bwrap cannot mount onto a symlink left by an unisolated run, so drop it (it is ours)."""
+    if path.is_symlink():
+        path.unlink()
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, sandbox_config: SandboxConfig) -> None:
+        self.picoclaw_path = sandbox_config.picoclaw_path.strip() or "picoclaw"
+        self.isolation = sandbox_config.local_isolation.strip().lower() or "auto"
+
+    def open(self, home_dir: Path) -> LocalRuntime:
+        ensure_dir(Path(home_dir))
+        return LocalRuntime(Path(home_dir), picoclaw_path=self.picoclaw_path, isolation=self.isolation)
+
+
+class LocalRuntime:
+    """One box per runtime home; the workspace and projects dirs are the host paths of the spec's mounts."""
+
+    def __init__(self, home: Path, *, picoclaw_path: str, isolation: str) -> None:
+        self.home = home
+        self.box_home = home / BOX_HOME_NAME
+        self.state_path = home / STATE_FILE_NAME
+        self.launch_log_path = home / LAUNCH_LOG_NAME
+        self.picoclaw_path = picoclaw_path
+        self.isolation = isolation
+
+    def create(self, spec: BoxSpec) -> LocalBox:
+        op = "create local box"
+        if self.state_path.exists():
+            raise SandboxError(f'{op}: box "{spec.name}" already exists')
+        mounts = {mount.guest_path: mount.host_path for mount in spec.mounts}
+        for guest_path in (GUEST_WORKSPACE, GUEST_PROJECTS):
+            if not mounts.get(guest_path, "").strip():
+                raise SandboxError(f'{op}: the box spec has no mount for "{guest_path}"')
+        record: dict[str, Any] = {
+            "id": f"local-{spec.name}",
+            "name": spec.name,
+            "pid": None,
+            "state": "created",
+            "created_at": datetime.now(UTC).isoformat(),
+            "spec": {
+                "image": spec.image,
+                "cmd": list(spec.cmd),
+                "env": dict(spec.env),
+                "workspace": mounts[GUEST_WORKSPACE],
+                "projects": mounts[GUEST_PROJECTS],
+            },
+        }
+        self.save(record)
+        try:
+            self.spawn(record)
+        except Exception:
+            # A box that never started leaves nothing behind, so the next attempt can create it again.
+            self.state_path.unlink(missing_ok=True)
+            raise
+        return LocalBox(self, record["id"])
+
+    def get(self, id_or_name: str) -> LocalBox:
+        return LocalBox(self, self.load(id_or_name)["id"])
+
+    def remove(self, id_or_name: str, *, force: bool = False) -> None:
+        record = self.load(id_or_name)
+        self.terminate(record, force=True, timeout=None)
+        self.state_path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Nothing is held open; spawned gateways outlive the runtime on purpose."""
+
+    def load(self, id_or_name: str) -> dict[str, Any]:
+        try:
+            record = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            record = None
+        except (OSError, ValueError) as error:
+            raise SandboxError(f"local: read {self.state_path}: {error}") from error
+        if not isinstance(record, dict) or id_or_name not in (record.get("id"), record.get("name")):
+            raise BoxNotFound(f'local: box "{id_or_name}" not found')
+        return record
+
+    def save(self, record: dict[str, Any]) -> None:
+        write_private_file(self.state_path, json.dumps(record, indent=2) + "\n")
+
+    def resolve_isolation(self) -> tuple[str | None, str]:
+        """The bwrap executable to use (None: no isolation) and the detail to show while running."""
+        if self.isolation not in ISOLATION_MODES:
+            raise SandboxError(
+                f'local: unsupported [sandbox].local_isolation "{self.isolation}"; '
+                'supported values are "auto", "bwrap" or "none"'
+            )
+        if self.isolation == "none":
+            return None, ""
+        bwrap = shutil.which("bwrap")
+        if bwrap:
+            return bwrap, ""
+        if self.isolation == "bwrap":
+            raise SandboxUnavailable(
+                'local: bubblewrap (bwrap) is required by [sandbox].local_isolation = "bwrap" '
+                "but was not found"
+            )
+        return None, UNISOLATED_DETAIL
+
+    def spawn(self, record: dict[str, Any]) -> None:
+        """Start the gateway for `record` and store its pid; the process outlives this server on purpose."""
+        picoclaw = shutil.which(self.picoclaw_path)
+        if picoclaw is None:
+            raise SandboxUnavailable(missing_picoclaw_message(self.picoclaw_path))
+        bwrap, detail = self.resolve_isolation()
+        spec = record["spec"]
+        env: dict[str, str] = spec["env"]
+        workspace, projects = Path(spec["workspace"]), Path(spec["projects"])
+        picoclaw_home = ensure_dir(self.box_home / ".picoclaw")
+        ensure_dir(workspace)
+        ensure_dir(projects)
+        render_picoclaw_files(
+            picoclaw_home,
+            base_url=env.get("CSGCLAW_BASE_URL", ""),
+            bot_id=env.get("PICOCLAW_CHANNELS_CSGCLAW_BOT_ID", ""),
+            access_token=env.get("CSGCLAW_ACCESS_TOKEN", ""),
+            model_id=env.get("CSGCLAW_LLM_MODEL_ID", ""),
+        )
+        if bwrap:
+            remove_symlink(picoclaw_home / "workspace")
+            remove_symlink(workspace / "projects")
+            argv = bwrap_arguments(
+                bwrap=bwrap,
+                box_home=self.box_home,
+                workspace=str(workspace),
+                projects=str(projects),
+                picoclaw=picoclaw,
+                env=env,
+            )
+            argv += bwrap_gateway_command()
+            process_env = {"PATH": os.environ.get("PATH", BOX_PATH)}
+        else:
+            if detail:
+                logger.warning(
+                    "local: bubblewrap (bwrap) not found; running agent %s without isolation", record["name"]
+                )
+            replace_with_symlink(picoclaw_home / "workspace", workspace)
+            replace_with_symlink(workspace / "projects", projects)
+            argv = host_gateway_command(picoclaw)
+            process_env = {"PATH": os.environ.get("PATH", BOX_PATH), **env, "HOME": str(self.box_home)}
+        with self.launch_log_path.open("wb") as launch_log:
+            try:
+                process = subprocess.Popen(
+                    argv,
+                    cwd=self.box_home,
+                    env=process_env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=launch_log,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                raise SandboxError(f"start local box: {error}") from error
+        try:
+            exit_code = process.wait(timeout=STARTUP_CHECK)
+        except subprocess.TimeoutExpired:
+            pass
+        else:
+            output = first_line(self.launch_log_path.read_text(encoding="utf-8", errors="replace"))
+            raise SandboxError(
+                f"start local box: the gateway exited at once with code {exit_code}: {output or 'no output'}"
+            )
+        # Reap the child when it exits so it never lingers as a zombie that looks alive.
+        threading.Thread(target=process.wait, name=f"local-box-{record['name']}", daemon=True).start()
+        record.update(
+            pid=process.pid,
+            state="running",
+            isolation="bwrap" if bwrap else "none",
+            executable=picoclaw,
+            detail=detail,
+        )
+        self.save(record)
+
+    def terminate(self, record: dict[str, Any], *, force: bool, timeout: float | None) -> None:
+        pid = record.get("pid")
+        # Signal the group only when its leader is verifiably our gateway: after a server restart the
+        # recorded pid may belong to someone else.
+        if isinstance(pid, int) and process_alive(pid):
+            if not force:
+                signal_group(pid, signal.SIGTERM)
+                force = not wait_group_gone(pid, STOP_GRACE if timeout is None else timeout)
+            if force:
+                signal_group(pid, signal.SIGKILL)
+                if not wait_group_gone(pid, KILL_WAIT):
+                    raise SandboxError(f"stop local box: process group {pid} did not exit after SIGKILL")
+        record["state"] = "stopped"
+        self.save(record)
+
+    def state_of(self, record: dict[str, Any]) -> BoxState:
+        if process_alive(record.get("pid")):
+            return "running"
+        return "stopped" if record.get("state") == "stopped" else "exited"
+
+
+class LocalBox:
+    def __init__(self, runtime: LocalRuntime, box_id: str) -> None:
+        self.runtime = runtime
+        self.box_id = box_id
+
+    def start(self) -> None:
+        record = self.runtime.load(self.box_id)
+        if not process_alive(record.get("pid")):
+            self.runtime.spawn(record)
+
+    def stop(self, *, force: bool = False, timeout: float | None = None) -> None:
+        self.runtime.terminate(self.runtime.load(self.box_id), force=force, timeout=timeout)
+
+    def info(self) -> BoxInfo:
+        record = self.runtime.load(self.box_id)
+        state = self.runtime.state_of(record)
+        return BoxInfo(
+            id=record["id"],
+            name=record["name"],
+            state=state,
+            created_at=parse_timestamp(record.get("created_at")),
+            detail=record.get("detail", "") if state == "running" else "",
+        )
+
+    def exec(
+        self, argv: list[str], *, stdout: IO[bytes], stderr: IO[bytes], timeout: float | None = None
+    ) -> int:
+        """Runs on the host, inside the same bwrap binds when the gateway is isolated."""
+        op = "run local command"
+        record = self.runtime.load(self.box_id)
+        box_home = self.runtime.box_home
+        spec = record["spec"]
+        if record.get("isolation") == "bwrap":
+            bwrap = shutil.which("bwrap")
+            if bwrap is None:
+                raise SandboxUnavailable(f"{op}: bubblewrap (bwrap) was not found")
+            command = bwrap_arguments(
+                bwrap=bwrap,
+                box_home=box_home,
+                workspace=spec["workspace"],
+                projects=spec["projects"],
+                picoclaw=record["executable"],
+                env=spec["env"],
+            )
+            command += argv
+            env = {"PATH": os.environ.get("PATH", BOX_PATH)}
+        else:
+            guest_prefix = GUEST_HOME + "/"
+            command = [
+                str(box_home / argument.removeprefix(guest_prefix))
+                if argument.startswith(guest_prefix)
+                else argument
+                for argument in argv
+            ]
+            env = {"PATH": os.environ.get("PATH", BOX_PATH), **spec["env"], "HOME": str(box_home)}
+        try:
+            result = subprocess.run(
+                command,
+                cwd=box_home,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout or EXEC_TIMEOUT,
+                check=False,
+            )
+        except FileNotFoundError:
+            stderr.write(f"{argv[0]}: command not found\n".encode())
+            return 127
+        except subprocess.TimeoutExpired as error:
+            raise SandboxError(f"{op}: timed out after {timeout or EXEC_TIMEOUT:g} s") from error
+        except OSError as error:
+            raise SandboxError(f"{op}: {error}") from error
+        stdout.write(result.stdout)
+        stderr.write(result.stderr)
+        return result.returncode
+
+    def logs(self, lines: int) -> str:
+        """Reads the gateway log straight from the box home; no process is needed."""
+        self.runtime.load(self.box_id)
+        try:
+            text = (self.runtime.box_home / ".picoclaw" / "gateway.log").read_text(
+                encoding="utf-8", errors="replace"
+            )
+        except FileNotFoundError:
+            return ""
+        return "".join(text.splitlines(keepends=True)[-lines:]) if lines > 0 else ""
+
+    def close(self) -> None:
+        """The handle is just an id."""

@@ -1,0 +1,314 @@
+"""Tests for sandbox/providers/boxlite_sdk.py with a fake `boxlite` package injected into sys.modules."""
+
+from __future__ import annotations
+
+import io
+import sys
+import types
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from sandbox.providers.base import BoxNotFound, SandboxError, SandboxUnavailable
+from sandbox.providers.boxlite_sdk import BoxliteSdkProvider, BoxliteSdkRuntime
+from sandbox.tests.factories import IMAGE, agent_spec, sandbox_config
+
+pytestmark = pytest.mark.timeout(10)
+
+
+class Execution:
+    def __init__(self, stdout: list[str], stderr: list[str], exit_code: int) -> None:
+        self._stdout, self._stderr, self._exit_code = stdout, stderr, exit_code
+
+    async def _lines(self, lines: list[str]) -> Any:
+        for line in lines:
+            yield line
+
+    def stdout(self) -> Any:
+        return self._lines(self._stdout)
+
+    def stderr(self) -> Any:
+        return self._lines(self._stderr)
+
+    async def wait(self) -> SimpleNamespace:
+        return SimpleNamespace(exit_code=self._exit_code)
+
+
+class SdkBox:
+    def __init__(self, sdk: FakeSdk, name: str) -> None:
+        self.sdk = sdk
+        self.name = name
+        self.status = "configured"
+
+    async def start(self) -> None:
+        self.sdk.calls.append(("start", self.name))
+        if self.sdk.fail_start:
+            raise RuntimeError("vm failed to boot")
+        self.status = "running"
+
+    async def stop(self) -> None:
+        self.sdk.calls.append(("stop", self.name))
+        self.status = "stopped"
+
+    def info(self) -> SimpleNamespace:
+        return SimpleNamespace(
+            id=f"id-{self.name}",
+            name=self.name,
+            state=SimpleNamespace(status=self.status),
+            created_at=datetime(2026, 4, 24, 10),
+        )
+
+    async def exec(self, command: str, args: list[str]) -> Execution:
+        self.sdk.calls.append(("exec", command, args))
+        return Execution(*self.sdk.exec_result)
+
+
+class FakeSdk:
+    """State shared by the fake package's classes, so tests can see and steer what the provider did."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.boxes: dict[str, SdkBox] = {}
+        self.fail_start = False
+        self.reject_bool_volumes = False
+        self.open_error: Exception | None = None
+        self.exec_result: tuple[list[str], list[str], int] = (["a", "b\n"], ["warn"], 0)
+
+    def module(self, *, with_image_registry: bool = True) -> types.ModuleType:
+        sdk = self
+        module = types.ModuleType("boxlite")
+
+        class Options:
+            def __init__(self, home_dir: str, image_registries: list) -> None:
+                sdk.calls.append(("Options", home_dir, image_registries))
+
+        class BoxOptions:
+            def __init__(self, **kwargs: Any) -> None:
+                if sdk.reject_bool_volumes and any(isinstance(v[2], bool) for v in kwargs["volumes"]):
+                    raise TypeError("argument 'volumes': 'bool' object cannot be converted to 'PyString'")
+                self.kwargs = kwargs
+                sdk.calls.append(("BoxOptions", kwargs))
+
+        class Boxlite:
+            def __init__(self, options: Options) -> None:
+                if sdk.open_error:
+                    raise sdk.open_error
+
+            async def create(self, options: BoxOptions, name: str) -> SdkBox:
+                sdk.calls.append(("create", name))
+                sdk.boxes[name] = SdkBox(sdk, name)
+                return sdk.boxes[name]
+
+            async def get(self, id_or_name: str) -> SdkBox | None:
+                return sdk.boxes.get(id_or_name)
+
+            async def remove(self, id_or_name: str, force: bool = False) -> None:
+                sdk.calls.append(("remove", id_or_name, force))
+                if id_or_name not in sdk.boxes:
+                    raise RuntimeError(f"box not found: {id_or_name}")
+                del sdk.boxes[id_or_name]
+
+        module.Options = Options
+        module.BoxOptions = BoxOptions
+        module.Boxlite = Boxlite
+        if with_image_registry:
+            module.ImageRegistry = lambda host: ("registry", host)
+        return module
+
+
+@pytest.fixture
+def sdk(monkeypatch: pytest.MonkeyPatch) -> FakeSdk:
+    fake = FakeSdk()
+    monkeypatch.setitem(sys.modules, "boxlite", fake.module())
+    return fake
+
+
+@pytest.fixture
+def runtime(sdk: FakeSdk, tmp_path: Path) -> Any:
+    opened = BoxliteSdkProvider(sandbox_config()).open(tmp_path / "boxlite")
+    yield opened
+    opened.close()
+
+
+def test_missing_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "boxlite", None)
+
+    with pytest.raises(SandboxUnavailable) as raised:
+        BoxliteSdkProvider(sandbox_config()).open(tmp_path)
+
+    assert str(raised.value) == 'boxlite-sdk: python package "boxlite" is not installed (pip install boxlite)'
+
+
+def test_open_passes_home_and_registries(sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path) -> None:
+    assert sdk.calls == [
+        (
+            "Options",
+            str(tmp_path / "boxlite"),
+            [("registry", "harbor.opencsg.com"), ("registry", "docker.io")],
+        )
+    ]
+    assert (tmp_path / "boxlite").is_dir()
+
+
+def test_older_packages_take_registry_host_strings(
+    sdk: FakeSdk, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "boxlite", sdk.module(with_image_registry=False))
+
+    BoxliteSdkProvider(sandbox_config(debian_registries=["mirror.example"])).open(tmp_path).close()
+
+    assert sdk.calls == [("Options", str(tmp_path), ["mirror.example"])]
+
+
+def test_runtime_that_cannot_open(sdk: FakeSdk, tmp_path: Path) -> None:
+    sdk.open_error = RuntimeError("/dev/kvm: permission denied")
+
+    with pytest.raises(SandboxUnavailable) as raised:
+        BoxliteSdkProvider(sandbox_config()).open(tmp_path)
+
+    assert str(raised.value) == "boxlite-sdk: open runtime: /dev/kvm: permission denied"
+
+
+def test_create_builds_options_then_starts(sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path) -> None:
+    spec = agent_spec(tmp_path)
+
+    box = runtime.create(spec)
+
+    options = next(call[1] for call in sdk.calls if call[0] == "BoxOptions")
+    assert options == {
+        "env": list(spec.env.items()),
+        "detach": True,
+        "auto_remove": False,
+        "cmd": spec.cmd,
+        "image": IMAGE,
+        "volumes": [(m.host_path, m.guest_path, False) for m in spec.mounts],
+    }
+    assert [call for call in sdk.calls if call[0] in ("create", "start")] == [
+        ("create", "alice"),
+        ("start", "alice"),
+    ]
+    info = box.info()
+    assert (info.id, info.name, info.state) == ("id-alice", "alice", "running")
+    assert info.created_at == datetime(2026, 4, 24, 10, tzinfo=UTC)
+
+
+def test_volume_modes_fall_back_to_strings(sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path) -> None:
+    sdk.reject_bool_volumes = True
+    spec = agent_spec(tmp_path)
+    spec.mounts[1].read_only = True
+
+    runtime.create(spec)
+
+    options = next(call[1] for call in sdk.calls if call[0] == "BoxOptions")
+    assert [volume[2] for volume in options["volumes"]] == ["rw", "ro"]
+
+
+def test_rootfs_images(sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    spec = agent_spec(tmp_path)
+    spec.image = f"rootfs:{rootfs}"
+
+    runtime.create(spec)
+
+    options = next(call[1] for call in sdk.calls if call[0] == "BoxOptions")
+    assert options["rootfs_path"] == str(rootfs)
+    assert "image" not in options
+
+
+@pytest.mark.parametrize(
+    ("make", "suffix"),
+    [(lambda p: None, "is not accessible"), (lambda p: p.write_text("x"), "is not a directory")],
+)
+def test_bad_rootfs_paths(make: Any, suffix: str, runtime: BoxliteSdkRuntime, tmp_path: Path) -> None:
+    target = tmp_path / "rootfs"
+    make(target)
+    spec = agent_spec(tmp_path)
+    spec.image = f"rootfs:{target}"
+
+    with pytest.raises(SandboxError) as raised:
+        runtime.create(spec)
+
+    assert str(raised.value) == f'invalid sandbox image: rootfs path "{target}" {suffix}'
+
+
+def test_start_failure_closes_the_handle(sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path) -> None:
+    sdk.fail_start = True
+
+    with pytest.raises(SandboxError) as raised:
+        runtime.create(agent_spec(tmp_path))
+
+    assert str(raised.value) == "start boxlite box: vm failed to boot"
+
+
+def test_get_missing_is_not_found(runtime: BoxliteSdkRuntime) -> None:
+    with pytest.raises(BoxNotFound, match=r"^get boxlite box: sandbox not found: ghost$"):
+        runtime.get("ghost")
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("configured", "created"),
+        ("created", "created"),
+        ("running", "running"),
+        ("stopping", "unknown"),
+        ("stopped", "stopped"),
+        ("paused", "unknown"),
+    ],
+)
+def test_state_mapping(
+    status: str, state: str, sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path
+) -> None:
+    runtime.create(agent_spec(tmp_path))
+    sdk.boxes["alice"].status = status
+
+    assert runtime.get("alice").info().state == state
+
+
+def test_stop_and_its_unsupported_options(sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path) -> None:
+    box = runtime.create(agent_spec(tmp_path))
+
+    with pytest.raises(SandboxError, match=r"^unsupported sandbox option: force stop$"):
+        box.stop(force=True)
+    with pytest.raises(SandboxError, match=r"^unsupported sandbox option: stop timeout$"):
+        box.stop(timeout=3)
+    box.stop()
+
+    assert box.info().state == "stopped"
+
+
+def test_exec_copies_lines_and_returns_the_exit_code(
+    sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path
+) -> None:
+    sdk.exec_result = (["one", "two\n"], ["oops"], 5)
+    box = runtime.create(agent_spec(tmp_path))
+    stdout, stderr = io.BytesIO(), io.BytesIO()
+
+    exit_code = box.exec(["ls", "-l", "/tmp"], stdout=stdout, stderr=stderr)
+
+    assert exit_code == 5
+    assert (stdout.getvalue(), stderr.getvalue()) == (b"one\ntwo\n", b"oops\n")
+    assert ("exec", "ls", ["-l", "/tmp"]) in sdk.calls
+
+
+def test_logs_use_tail(sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path) -> None:
+    box = runtime.create(agent_spec(tmp_path))
+
+    assert box.logs(20) == "a\nb\n"
+    assert sdk.calls[-1] == ("exec", "tail", ["-n", "20", "/home/picoclaw/.picoclaw/gateway.log"])
+
+
+def test_remove_passes_force_and_maps_not_found(
+    sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path
+) -> None:
+    runtime.create(agent_spec(tmp_path))
+
+    runtime.remove("alice", force=True)
+
+    assert sdk.calls[-1] == ("remove", "alice", True)
+    with pytest.raises(BoxNotFound, match=r"^remove boxlite box: box not found: alice$"):
+        runtime.remove("alice")
