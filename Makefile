@@ -11,7 +11,7 @@ CONFIG := $(or $(CSGCLAW_CONFIG),$(or $(CSGCLAW_HOME),$(HOME)/.csgclaw)/config.t
 EXAMPLE_PROVIDER_FLAGS := --provider csghub-lite --base-url http://127.0.0.1:11435/v1 --api-key local \
 	--models Qwen/Qwen3-0.6B-GGUF
 
-.PHONY: install run serve test test-fast lint format bench clean
+.PHONY: install system-deps run serve test test-fast lint format bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,19 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $@
 
 install: $(STAMP)
+
+# Optional system packages some tests use: bubblewrap (the local sandbox provider's isolation) and
+# chromium (the browser test of the web UI). Installed when we are root with apt; otherwise those tests
+# skip and say why.
+system-deps:
+	@missing=""; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing$$missing"; \
+		( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing ) \
+			>/dev/null 2>&1 || echo "note: could not install$$missing; the tests that need them will skip"; \
+	fi
 
 run: install
 	@if [ ! -f "$(CONFIG)" ]; then \
@@ -38,7 +51,7 @@ run: install
 serve: install
 	$(PY) manage.py serve
 
-test: install
+test: install system-deps
 	$(PY) -m pytest -q
 
 test-fast: install
