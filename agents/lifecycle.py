@@ -8,11 +8,12 @@ small thread pool started lazily in the server process.
 from __future__ import annotations
 
 import logging
+import queue
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,34 +47,59 @@ DEFAULT_LOG_LINES = 20
 MANAGER_PREFIX = "create bootstrap manager box"
 WORKER_PREFIX = "create worker box"
 
+# Status checks have their own workers so that slow box creations can never starve them.
+STATUS_WORKERS = 8
+
+
+class DaemonPool:
+    """A lazily started pool of daemon threads returning futures.
+
+    Unlike ThreadPoolExecutor, its threads never hold up process exit: a box job cut short by a shutdown
+    leaves its agent `creating`, and the next start-up bootstrap queues it again.
+    """
+
+    def __init__(self, name: str, size: Callable[[], int]) -> None:
+        self._name = name
+        self._size = size
+        self._jobs: queue.SimpleQueue[tuple[Future, Callable[[], object]]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._guard = threading.Lock()
+
+    def submit(self, fn: Callable[[], object]) -> Future:
+        future: Future = Future()
+        self._jobs.put((future, fn))
+        with self._guard:
+            if len(self._threads) < max(1, self._size()):
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+            finally:
+                close_old_connections()
+
+
+provisioning_pool = DaemonPool("csgclaw-box", lambda: settings.CSGCLAW_SANDBOX_WORKERS)
+status_pool = DaemonPool("csgclaw-status", lambda: STATUS_WORKERS)
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_pool_guard = threading.Lock()
 _refreshed_at: dict[str, float] = {}
 
 
 def agent_lock(agent_id: str) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault(agent_id, threading.Lock())
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_guard:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(settings.CSGCLAW_SANDBOX_WORKERS, thread_name_prefix="csgclaw-box")
-        return _pool
-
-
-def _in_background(fn: Callable[[], object]) -> Future:
-    def run() -> object:
-        try:
-            return fn()
-        finally:
-            close_old_connections()
-
-    return _executor().submit(run)
 
 
 def current_config() -> Config:
@@ -217,7 +243,7 @@ def provisioning_queue(agent_id: str) -> None:
         if settings.CSGCLAW_SANDBOX_INLINE:
             provision(agent_id)
         else:
-            _in_background(lambda: provision(agent_id))
+            provisioning_pool.submit(lambda: provision(agent_id))
 
     transaction.on_commit(start)
 
@@ -235,7 +261,7 @@ def _run_with_progress(
 ) -> Agent | None:
     if progress is None:
         return fn()
-    future = _in_background(fn)
+    future = provisioning_pool.submit(fn)
     started = time.monotonic()
     while True:
         try:
@@ -306,7 +332,9 @@ def agent_start(*, agent_id: str) -> tuple[Agent, bool]:
     if box is None:
         with transaction.atomic():
             provisioning_queue(agent.id)
-        return agent_get(agent.id), True
+            # Read before commit: inline provisioning runs on commit, and the answer is the queued state.
+            queued = agent_get(agent.id)
+        return queued, True
     recorded = services.agent_status_record(
         agent_id=agent.id, status=info.state, status_detail=info.detail, box_id=info.id
     )
@@ -401,7 +429,7 @@ def agents_status_refresh(agents: list[Agent]) -> list[Agent]:
     except ConfigError as exc:
         logger.warning("agent status refresh skipped: %s", exc)
         return agents
-    futures = {agent.id: _in_background(lambda agent=agent: _live_state(config, agent)) for agent in due}
+    futures = {agent.id: status_pool.submit(lambda agent=agent: _live_state(config, agent)) for agent in due}
     refreshed: dict[str, Agent] = {}
     for agent in due:
         try:

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import APIView
 
@@ -19,6 +20,10 @@ from im import errors
 logger = logging.getLogger("csgclaw.http")
 
 ONE_MIB = 1024 * 1024
+# Deeper bodies are rejected before parsing: the C parser (and json.dumps when the LLM proxy re-encodes a
+# body) recurse per level and must stay well below Python's recursion limit wherever the request is
+# handled, or the answer would be a 500. No client nests nearly this deep.
+MAX_JSON_DEPTH = 512
 NOT_FOUND_TEXT = "404 page not found"
 METHOD_NOT_ALLOWED_TEXT = "method not allowed"
 
@@ -34,6 +39,8 @@ STATUS_BY_DOMAIN_ERROR: dict[type[errors.DomainError], int] = {
 # become U+FFFD, as upstream's decoder does for invalid sequences.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+# A whole JSON string (skipped as one token) or a bracket; only brackets change the nesting depth.
+_JSON_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]+|\\.)*"|[\[\]{}]')
 
 
 class ApiError(Exception):
@@ -79,6 +86,8 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRespon
     return response_for_exception(context["request"], exc)
 
 
+# Exempt: CSRF would answer an unknown POST path with 403 before this view could say 404.
+@csrf_exempt
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """Every path outside the contract (also with DEBUG on, where Django would render HTML)."""
     return error_response(request, 404, NOT_FOUND_TEXT)
@@ -136,27 +145,67 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"invalid number literal {name}")
 
 
+def _overflow(text: str) -> ValueError:
+    shown = text if len(text) <= 32 else text[:32] + "..."
+    return ValueError(f"number {shown} overflows a double")
+
+
 def _parse_float(text: str) -> float:
     number = float(text)
     if math.isinf(number):
-        raise ValueError(f"number {text} overflows a double")
+        raise _overflow(text)
     return number
 
 
 def _parse_int(text: str) -> int:
-    if len(text) > 309 and math.isinf(_parse_float(text)):
-        raise ValueError(f"number {text[:32]}... overflows a double")
+    # The largest double has 309 integer digits, so only integers that long can overflow one.
+    if len(text.lstrip("-")) >= 309:
+        _parse_float(text)
     return int(text)
 
 
 def _replace_chars(value: Any, pattern: re.Pattern[str]) -> Any:
+    """Every string of a decoded JSON value, keys included, with `pattern` replaced by U+FFFD.
+
+    Walks with an explicit stack, changing containers in place: a recursive walk would add Python frames
+    per nesting level on top of whatever the request handler already uses.
+    """
+
+    def clean(text: str) -> str:
+        return pattern.sub("\ufffd", text) if pattern.search(text) else text
+
     if isinstance(value, str):
-        return pattern.sub("\ufffd", value) if pattern.search(value) else value
-    if isinstance(value, list):
-        return [_replace_chars(item, pattern) for item in value]
-    if isinstance(value, dict):
-        return {_replace_chars(k, pattern): _replace_chars(v, pattern) for k, v in value.items()}
+        return clean(value)
+    pending = [value] if isinstance(value, (list, dict)) else []
+    while pending:
+        container = pending.pop()
+        if isinstance(container, dict):
+            cleaned = {clean(key): item for key, item in container.items()}
+            container.clear()
+            container.update(cleaned)
+            slots = container.keys()
+        else:
+            slots = range(len(container))
+        for slot in slots:
+            item = container[slot]
+            if isinstance(item, str):
+                container[slot] = clean(item)
+            elif isinstance(item, (list, dict)):
+                pending.append(item)
     return value
+
+
+def _nests_deeper_than(text: str, limit: int) -> bool:
+    depth = 0
+    for match in _JSON_STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
 
 
 def decode_json(raw: bytes, *, keep_nul: bool = False) -> Any:
@@ -164,6 +213,8 @@ def decode_json(raw: bytes, *, keep_nul: bool = False) -> Any:
     text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
     if not text.strip():
         raise ApiError(400, "decode request: EOF")
+    if _nests_deeper_than(text, MAX_JSON_DEPTH):
+        raise ApiError(400, "decode request: exceeded max depth")
     try:
         value = json.loads(
             text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
@@ -223,6 +274,11 @@ class ApiView(APIView):
 
     http_method_names = ["get", "post", "put", "patch", "delete"]
 
+    def perform_content_negotiation(self, request, force: bool = False):
+        # Success bodies are always JSON whatever the Accept header says (as upstream); DRF would
+        # otherwise refuse e.g. `Accept: text/plain` with NotAcceptable, which the contract does not have.
+        return super().perform_content_negotiation(request, force=True)
+
     def initial(self, request, *args: Any, **kwargs: Any) -> None:
         # Path ids are checked before the method so that a bad path is 404 even for a wrong method.
         for name, value in kwargs.items():
@@ -239,4 +295,6 @@ def request_locale(request: HttpRequest, body_locale: str = "") -> str:
 
 
 def query_value(request: HttpRequest, name: str) -> str:
-    return clean_text(request.GET.get(name, "")).strip()
+    """The first value of a query parameter (as upstream's Go server reads it), cleaned and trimmed."""
+    values = request.GET.getlist(name)
+    return clean_text(values[0]).strip() if values else ""

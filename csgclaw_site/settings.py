@@ -157,3 +157,5 @@ CSGCLAW_LLM_IDLE_TIMEOUT = env.float("CSGCLAW_LLM_IDLE_TIMEOUT", default=None)
 CSGCLAW_LLM_INCLUDE_STREAM_USAGE = env.bool("CSGCLAW_LLM_INCLUDE_STREAM_USAGE", default=False)
 CSGCLAW_FEISHU_BASE_URL = env.str("CSGCLAW_FEISHU_BASE_URL", default="https://open.feishu.cn")
 CSGCLAW_LISTEN_ADDR = env.str("CSGCLAW_LISTEN_ADDR", default="")
+# Any non-empty CI value disables interactive prompts (onboard).
+CI = bool(env.str("CI", default=""))

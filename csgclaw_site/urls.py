@@ -4,7 +4,9 @@ from django.contrib import admin
 from django.urls import path, re_path
 
 from agents import views as agents
+from bots import views as bots
 from csgclaw_site import http
+from im import streams as im_streams
 from im import views as im
 
 handler404 = "csgclaw_site.http.handler404"
@@ -33,6 +35,9 @@ urlpatterns = [
     path("api/v1/agents/<str:agent_id>/stop", agents.AgentStopView.as_view()),
     path("api/v1/agents/<str:agent_id>/logs", agents.AgentLogsView.as_view()),
     path("api/v1/im/agents/join", agents.AgentJoinView.as_view()),
+    path("api/v1/im/events", im_streams.im_events),
+    path("api/v1/events", im_streams.im_events),
+    re_path(r"^api/bots/", bots.bot_api),
     path("admin/", admin.site.urls),
     re_path(r"^(?!admin/|static/)", http.not_found),
 ]

@@ -75,7 +75,16 @@ class EventAdmin(admin.ModelAdmin):
     list_display = ("seq", "stream", "type", "room_id", "message_id", "created_at")
     list_filter = ("stream", "type")
     search_fields = ("type", "room_id", "message_id")
-    readonly_fields = ("seq", "stream", "type", "room_id", "message_id", "payload", "bot_payload", "created_at")
+    readonly_fields = (
+        "seq",
+        "stream",
+        "type",
+        "room_id",
+        "message_id",
+        "payload",
+        "bot_payload",
+        "created_at",
+    )
     inlines = (EventRecipientInline,)
 
     def has_add_permission(self, request) -> bool:

@@ -1,14 +1,13 @@
-"""Reads of the IM: users, rooms (presented order), messages, and the event log's newest seq."""
+"""Reads of the IM: users, rooms (presented order) and messages; event log reads are in im.realtime."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from django.db.models import F, Max, Prefetch, QuerySet
-from django.db.models.functions import Coalesce
 
 from im.errors import Invalid, NotFound
-from im.models import MAX_ID_LENGTH, ChatUser, Event, EventLogState, Message, Room, RoomMember
+from im.models import MAX_ID_LENGTH, ChatUser, Message, Room, RoomMember
 
 
 def is_lookup_id(value: str) -> bool:
@@ -108,10 +107,3 @@ def message_list(room_id: str) -> list[Message]:
 
 def message_find_by_client_id(*, sender_id: str, client_msg_id: str) -> Message | None:
     return Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
-
-
-def event_newest_seq() -> int:
-    """max(max(Event.seq), pruned_through): survives pruning every event (events.md §5.1)."""
-    newest = Event.objects.aggregate(newest=Coalesce(Max("seq"), 0))["newest"]
-    pruned = EventLogState.objects.aggregate(pruned=Coalesce(Max("pruned_through"), 0))["pruned"]
-    return max(newest, pruned)

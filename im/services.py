@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max
@@ -21,7 +22,7 @@ from im.identity import (
     new_room_id,
 )
 from im.mentions import at_tag, resolve_mentions
-from im.models import ChatUser, Message, MessageKind, Room, RoomMember, UserRole
+from im.models import ChatUser, Event, EventLogState, Message, MessageKind, Room, RoomMember, UserRole
 
 logger = logging.getLogger("csgclaw.im")
 
@@ -127,13 +128,15 @@ def user_ensure(*, user_id: str, name: str, handle: str, role: str) -> EnsuredUs
     if ChatUser.objects.filter(handle=handle).exists():
         raise Invalid(f'handle "{handle}" already exists')
     lowered = name.strip().lower()
+    # A re-created `u-manager` (after a user delete) keeps the fixed avatar and colour of §2.1.
+    seed = next((seed for seed in SEED_USERS if seed.id == user_id), None)
     user = ChatUser.objects.create(
         id=user_id,
         name=lowered,
         handle=handle,
         role=role,
-        avatar=avatar_initials(lowered),
-        accent_hex=accent_color(user_id),
+        avatar=seed.avatar if seed else avatar_initials(lowered),
+        accent_hex=seed.accent_hex if seed else accent_color(user_id),
     )
     return EnsuredUser(user, created=True)
 
@@ -437,3 +440,23 @@ def message_post(*, room: Room, sender: ChatUser, content: str, client_msg_id: s
         recipients=recipients,
     )
     return message
+
+
+# --- event log ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def events_prune(*, older_than: datetime) -> int:
+    """Delete the log through its newest event created before `older_than`; returns how many went.
+
+    Always a prefix of the log, so that every seq up to `pruned_through` is gone and a cursor below it is
+    known to have missed events (events.md §5.6). Recipients go with their events (cascade).
+    """
+    through = Event.objects.filter(created_at__lt=older_than).aggregate(through=Max("seq"))["through"]
+    if through is None:
+        return 0
+    _, deleted_by_model = Event.objects.filter(seq__lte=through).delete()
+    state = EventLogState.objects.select_for_update().order_by("pk").first() or EventLogState()
+    state.pruned_through = max(state.pruned_through, through)
+    state.save()
+    return deleted_by_model.get(Event._meta.label, 0)

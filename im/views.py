@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from csgclaw_site.http import ApiView, parse_json_body, query_value, request_locale
 from im import selectors, services
+from im.realtime import eventlog
 from im.serializers import CURRENT_USER_ID, MessageSerializer, RoomSerializer, UserSerializer
 
 
@@ -17,7 +18,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 class BootstrapView(ApiView):
     def get(self, request):
         # Read the cursor before the state: replaying from it may repeat, but never miss, an event.
-        last_event_id = selectors.event_newest_seq()
+        last_event_id = eventlog.event_newest_seq()
         return Response(
             {
                 "current_user_id": CURRENT_USER_ID,
