@@ -177,12 +177,19 @@ def _validate_new_worker(*, name: str, agent_id: str, description: str) -> str:
 
 @transaction.atomic
 def agent_create(
-    *, config: Config, name: str, agent_id: str = "", description: str = "", profile: str = ""
+    *,
+    config: Config,
+    name: str,
+    agent_id: str = "",
+    description: str = "",
+    profile: str = "",
+    csgclaw_binding: bool = True,
 ) -> Agent:
     """Create a worker with its IM user, direct room and bot binding; its box is made in the background.
 
     Everything written here is one transaction (http-api.md §9.2): all of it exists afterwards or none.
-    The returned agent is the state the request answers with (`creating`).
+    The returned agent is the state the request answers with (`creating`). A Feishu bot request creates
+    its worker without the csgclaw binding (`csgclaw_binding=False`).
     """
     name, description, profile = name.strip(), description.strip(), profile.strip()
     agent_id = agent_id.strip() or f"u-{name}"
@@ -203,14 +210,15 @@ def agent_create(
     snapshot.apply_to(agent)
     agent.save(force_insert=True)
     agent_im_identity_ensure(agent=agent, announce_reused=True)
-    binding_upsert(
-        bot_id=agent.id,
-        name=agent.name,
-        role=AgentRole.WORKER,
-        agent_id=agent.id,
-        user_id=agent.id,
-        description=description,
-    )
+    if csgclaw_binding:
+        binding_upsert(
+            bot_id=agent.id,
+            name=agent.name,
+            role=AgentRole.WORKER,
+            agent_id=agent.id,
+            user_id=agent.id,
+            description=description,
+        )
     intro_schedule(agent_id=agent.id)
     lifecycle.provisioning_queue(agent.id)
     # Provisioning and the intro run after commit on their own rows; this instance stays as created.

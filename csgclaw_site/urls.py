@@ -6,6 +6,7 @@ from django.urls import path, re_path
 from agents import views as agents
 from bots import views as bots
 from csgclaw_site import http
+from im import pages as im_pages
 from im import streams as im_streams
 from im import views as im
 
@@ -38,6 +39,7 @@ urlpatterns = [
     path("api/v1/im/events", im_streams.im_events),
     path("api/v1/events", im_streams.im_events),
     re_path(r"^api/bots/", bots.bot_api),
+    path("", im_pages.workspace),
     path("admin/", admin.site.urls),
     re_path(r"^(?!admin/|static/)", http.not_found),
 ]

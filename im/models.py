@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils import timezone
 
+from im.fields import OrderedJSONField
+
 # Lookup ids longer than this can never exist (http-api.md §1.2), so every id column fits an index.
 MAX_ID_LENGTH = 128
 
@@ -75,7 +77,7 @@ class Message(models.Model):
     sender = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="sent_messages")
     kind = models.CharField(max_length=16, choices=MessageKind.choices, default=MessageKind.MESSAGE)
     content = models.TextField()
-    event = models.JSONField(null=True, blank=True)
+    event = OrderedJSONField(null=True, blank=True)
     mentions = models.JSONField(default=list, blank=True)
     client_msg_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -106,8 +108,8 @@ class Event(models.Model):
     type = models.CharField(max_length=64)
     room_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)
     message_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True, db_index=True)
-    payload = models.JSONField()
-    bot_payload = models.JSONField(null=True, blank=True)
+    payload = OrderedJSONField()
+    bot_payload = OrderedJSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
