@@ -10,9 +10,11 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
-from bots import services
+from bots import llm, services
 from bots.auth import bearer_allowed
+from bots.streams import bot_events
 from csgclaw_site.http import error_response, method_not_allowed, not_found, parse_json_body
 
 BOTS_PREFIX = "/api/bots/"
@@ -50,10 +52,17 @@ async def message_send(request: HttpRequest, bot_id: str) -> HttpResponse:
 
 
 ACTIONS: dict[str, BotAction] = {
+    "events": bot_events,
     "messages/send": message_send,
+    "llm/models": llm.llm_models,
+    "llm/v1/models": llm.llm_models,
+    "llm/chat/completions": llm.llm_chat_completions,
+    "llm/v1/chat/completions": llm.llm_chat_completions,
 }
 
 
+# Exempt like every /api/ route: boxes and SDKs send no CSRF cookie (http-api.md §1.1).
+@csrf_exempt
 async def bot_api(request: HttpRequest, rest: str = "") -> HttpResponse:
     parsed = parse_bot_path(request.path)
     if parsed is None or parsed[1] not in ACTIONS:

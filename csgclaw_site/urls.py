@@ -4,6 +4,9 @@ from django.contrib import admin
 from django.urls import path, re_path
 
 from agents import views as agents
+from bots import api as bots_api
+from bots import feishu_views
+from bots import streams as bot_streams
 from bots import views as bots
 from csgclaw_site import http
 from im import pages as im_pages
@@ -36,9 +39,13 @@ urlpatterns = [
     path("api/v1/agents/<str:agent_id>/stop", agents.AgentStopView.as_view()),
     path("api/v1/agents/<str:agent_id>/logs", agents.AgentLogsView.as_view()),
     path("api/v1/im/agents/join", agents.AgentJoinView.as_view()),
+    path("api/v1/bots", bots_api.BotsView.as_view()),
+    path("api/v1/bots/<str:bot_id>", bots_api.BotDetailView.as_view()),
     path("api/v1/im/events", im_streams.im_events),
     path("api/v1/events", im_streams.im_events),
     re_path(r"^api/bots/", bots.bot_api),
+    re_path(r"^api/v1/channels/feishu/bots/(?P<bot_id>[^/]*)/events$", bot_streams.feishu_bot_events),
+    path("api/v1/channels/feishu/messages", feishu_views.FeishuMessagesView.as_view()),
     path("", im_pages.workspace),
     path("admin/", admin.site.urls),
     re_path(r"^(?!admin/|static/)", http.not_found),

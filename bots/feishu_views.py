@@ -1,0 +1,20 @@
+"""`POST /api/v1/channels/feishu/messages` (http-api.md §8.1): send into a Feishu chat as a bot, no auth."""
+
+from __future__ import annotations
+
+from rest_framework.response import Response
+
+from bots.feishu_relay import feishu_message_send
+from csgclaw_site.http import ApiView, parse_json_body
+
+
+class FeishuMessagesView(ApiView):
+    def post(self, request):
+        body = parse_json_body(request, strings=("room_id", "sender_id", "content", "mention_id"))
+        message = feishu_message_send(
+            room_id=body.get("room_id", ""),
+            sender_id=body.get("sender_id", ""),
+            content=body.get("content", ""),
+            mention_id=body.get("mention_id", ""),
+        )
+        return Response(message.data(), status=201)
