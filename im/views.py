@@ -11,7 +11,8 @@ from im.realtime import eventlog
 from im.serializers import CURRENT_USER_ID, MessageSerializer, RoomSerializer, UserSerializer
 
 
-def healthz(request: HttpRequest) -> HttpResponse:
+async def healthz(request: HttpRequest) -> HttpResponse:
+    """No database and no thread hop: a load balancer may call this often."""
     return HttpResponse("ok", content_type="text/plain; charset=utf-8")
 
 
