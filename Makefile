@@ -67,6 +67,8 @@ format: install
 
 bench: install
 	$(PY) bench/message_send.py
+	$(PY) bench/fanout.py
+	$(PY) bench/llm_proxy.py
 
 clean:
 	rm -rf $(VENV)
