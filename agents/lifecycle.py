@@ -141,9 +141,13 @@ def open_runtime(config: Config, agent: Agent) -> Iterator[SandboxRuntime]:
         runtime.close()
 
 
+def box_keys(agent: Agent) -> list[str]:
+    """How an agent's box is addressed: its stored id, then its name (sandbox.md §8.1)."""
+    return list(dict.fromkeys(key for key in (agent.box_id, agent.slug) if key))
+
+
 def find_box(runtime: SandboxRuntime, agent: Agent) -> Box | None:
-    """The agent's box by its stored id, then by its name (sandbox.md §8.1)."""
-    for key in dict.fromkeys(key for key in (agent.box_id, agent.slug) if key):
+    for key in box_keys(agent):
         try:
             return runtime.get(key)
         except BoxNotFound:
@@ -158,6 +162,13 @@ def _box_info(box: Box) -> BoxInfo:
         return box.info()
     finally:
         box.close()
+
+
+def _record_box(agent_id: str, info: BoxInfo) -> Agent | None:
+    """Save what the box reports (state, detail, id); None when the agent was deleted meanwhile."""
+    return services.agent_status_record(
+        agent_id=agent_id, status=info.state, status_detail=info.detail, box_id=info.id
+    )
 
 
 def _model_id_for(config: Config, agent: Agent) -> str:
@@ -221,9 +232,7 @@ def provision(agent_id: str) -> Agent | None:
                 elif box.info().state != AgentStatus.RUNNING:
                     box.start()
                 info = _box_info(box)
-                recorded = services.agent_status_record(
-                    agent_id=agent_id, status=info.state, status_detail=info.detail, box_id=info.id
-                )
+                recorded = _record_box(agent_id, info)
                 if recorded is None:
                     # Deleted while its box was being made: the box would be orphaned otherwise.
                     runtime.remove(info.id, force=True)
@@ -272,7 +281,7 @@ def _run_with_progress(
 
 def _force_remove_manager_box(config: Config, agent: Agent) -> None:
     with open_runtime(config, agent) as runtime:
-        for key in dict.fromkeys(key for key in (agent.box_id, agent.slug) if key):
+        for key in box_keys(agent):
             try:
                 runtime.remove(key, force=True)
             except BoxNotFound:
@@ -335,9 +344,7 @@ def agent_start(*, agent_id: str) -> tuple[Agent, bool]:
             # Read before commit: inline provisioning runs on commit, and the answer is the queued state.
             queued = agent_get(agent.id)
         return queued, True
-    recorded = services.agent_status_record(
-        agent_id=agent.id, status=info.state, status_detail=info.detail, box_id=info.id
-    )
+    recorded = _record_box(agent.id, info)
     return recorded or agent, False
 
 
@@ -358,9 +365,7 @@ def agent_stop(*, agent_id: str) -> Agent:
                 agent_id=agent.id, status=AgentStatus.UNKNOWN, status_detail=f"stop agent: {exc}"
             )
             raise UpstreamFailed(f"stop agent: {exc}") from exc
-    recorded = services.agent_status_record(
-        agent_id=agent.id, status=info.state, status_detail=info.detail, box_id=info.id
-    )
+    recorded = _record_box(agent.id, info)
     return recorded or agent
 
 
@@ -369,7 +374,7 @@ def agent_box_remove(*, agent: Agent) -> None:
     try:
         config = current_config()
         with open_runtime(config, agent) as runtime:
-            for key in dict.fromkeys(key for key in (agent.box_id, agent.slug) if key):
+            for key in box_keys(agent):
                 try:
                     runtime.remove(key, force=True)
                 except BoxNotFound:

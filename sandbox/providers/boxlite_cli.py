@@ -21,7 +21,7 @@ from sandbox.providers.base import (
     mount_argument,
     parse_timestamp,
 )
-from sandbox.providers.commands import first_inspect_record, nested, run_cli, text
+from sandbox.providers.commands import cli_failure, first_inspect_record, nested, run_cli, text
 
 if TYPE_CHECKING:
     from csgclaw_site.config import SandboxConfig
@@ -156,9 +156,7 @@ class BoxliteCliRuntime:
 
 
 def failure(op: str, exit_code: int, stderr: str) -> SandboxError:
-    if any(marker in stderr.lower() for marker in NOT_FOUND_MARKERS):
-        return BoxNotFound(f"{op}: sandbox not found: {stderr}")
-    return SandboxError(f"{op}: boxlite cli exited with code {exit_code}: {stderr or 'command failed'}")
+    return cli_failure(op, exit_code, stderr, program="boxlite cli", not_found_markers=NOT_FOUND_MARKERS)
 
 
 class BoxliteCliBox(TailLogsMixin):

@@ -12,6 +12,15 @@ from sandbox.providers.base import BoxNotFound, SandboxError, SandboxUnavailable
 SNIPPET_LENGTH = 200
 
 
+def cli_failure(
+    op: str, exit_code: int, stderr: str, *, program: str, not_found_markers: tuple[str, ...]
+) -> SandboxError:
+    """A failed CLI call: BoxNotFound when stderr says the box is missing, else the exit code and stderr."""
+    if any(marker in stderr.lower() for marker in not_found_markers):
+        return BoxNotFound(f"{op}: sandbox not found: {stderr}")
+    return SandboxError(f"{op}: {program} exited with code {exit_code}: {stderr or 'command failed'}")
+
+
 def run_cli(
     argv: list[str], *, timeout: float, op: str, missing_message: str
 ) -> subprocess.CompletedProcess[bytes]:

@@ -11,7 +11,6 @@ from typing import IO, TYPE_CHECKING
 
 from sandbox.providers.base import (
     BoxInfo,
-    BoxNotFound,
     BoxSpec,
     BoxState,
     SandboxError,
@@ -22,7 +21,7 @@ from sandbox.providers.base import (
     mount_argument,
     parse_timestamp,
 )
-from sandbox.providers.commands import first_inspect_record, nested, run_cli, text
+from sandbox.providers.commands import cli_failure, first_inspect_record, nested, run_cli, text
 
 if TYPE_CHECKING:
     from csgclaw_site.config import SandboxConfig
@@ -150,9 +149,7 @@ class DockerRuntime:
 
 
 def failure(op: str, exit_code: int, stderr: str) -> SandboxError:
-    if any(marker in stderr.lower() for marker in NOT_FOUND_MARKERS):
-        return BoxNotFound(f"{op}: sandbox not found: {stderr}")
-    return SandboxError(f"{op}: docker exited with code {exit_code}: {stderr or 'command failed'}")
+    return cli_failure(op, exit_code, stderr, program="docker", not_found_markers=NOT_FOUND_MARKERS)
 
 
 class DockerBox(TailLogsMixin):
