@@ -54,7 +54,7 @@ def django_db_modify_db_settings(
     from django.conf import settings
 
     database = settings.DATABASES["default"]
-    if database["ENGINE"] == "django.db.backends.sqlite3":
+    if database["ENGINE"] in ("django.db.backends.sqlite3", "csgclaw_site.sqlite"):
         database["TEST"]["NAME"] = str(tmp_path_factory.mktemp("test-database") / "test.sqlite3")
 
 

@@ -18,7 +18,11 @@ def is_lookup_id(value: str) -> bool:
 def user_find(user_id: str) -> ChatUser | None:
     if not is_lookup_id(user_id):
         return None
-    return ChatUser.objects.filter(pk=user_id).first()
+    # get() rather than first(): first() would sort by the model's ordering on the hottest lookup.
+    try:
+        return ChatUser.objects.get(pk=user_id)
+    except ChatUser.DoesNotExist:
+        return None
 
 
 def user_get(user_id: str) -> ChatUser:
@@ -58,10 +62,11 @@ def _presentable(rooms: QuerySet[Room]) -> QuerySet[Room]:
 def room_find(room_id: str, *, presentable: bool = False) -> Room | None:
     if not is_lookup_id(room_id):
         return None
-    rooms = Room.objects.filter(pk=room_id)
-    if presentable:
-        rooms = _presentable(rooms)
-    return rooms.first()
+    rooms = _presentable(Room.objects.all()) if presentable else Room.objects.all()
+    try:
+        return rooms.get(pk=room_id)
+    except Room.DoesNotExist:
+        return None
 
 
 def room_get(room_id: str, *, presentable: bool = False) -> Room:
