@@ -59,6 +59,9 @@ class Broker:
         self._origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._publisher = None
         self._listener: threading.Thread | None = None
+        # How often local subscriptions were rung. Counted before they are woken, so a read that starts
+        # once a woken stream's count is reached sees the commit behind its ring (im/realtime/tail.py).
+        self.rings = 0
 
     def subscribe(self) -> Subscription:
         """Register a doorbell for the calling event loop (call before the stream's first read)."""
@@ -86,6 +89,7 @@ class Broker:
 
     def ring_local(self) -> None:
         with self._lock:
+            self.rings += 1
             subscriptions = list(self._subscriptions)
         for subscription in subscriptions:
             subscription.ring_threadsafe()

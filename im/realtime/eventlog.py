@@ -1,25 +1,25 @@
-"""Reads of the durable event log for streams: rows after a cursor, newest seq, prune mark, msg-id → seq."""
+"""Reads of the durable event log for streams: rows after a cursor, newest seq, prune mark, msg-id → seq.
+
+Streams run these reads off the event loop through `in_db_thread` (events.md §5.5).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.db import connection
 from django.db.models import Max
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Length
 
 from im.events import MESSAGE_CREATED
 from im.models import Event, EventLogState, EventRecipient, EventStream
 from im.selectors import is_lookup_id
 
-
-@dataclass(frozen=True)
-class EventSelection:
-    """Which log rows one stream sends: a log stream, optionally only one recipient's rows and some types."""
-
-    stream: str = EventStream.IM
-    recipient_id: str | None = None
-    types: tuple[str, ...] = ()
+_NO_RECIPIENTS: Mapping[str, bool] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,45 @@ class LoggedEvent:
     payload: dict[str, Any]
     bot_payload: dict[str, Any] | None
     mentioned: bool = False
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One row of any log stream with its recipients: enough to answer every selection without a query.
+
+    Streams share these objects, so nothing may modify a payload (feeds copy before they add keys).
+    """
+
+    seq: int
+    stream: str
+    type: str
+    payload: dict[str, Any]
+    bot_payload: dict[str, Any] | None
+    recipients: Mapping[str, bool]
+    # Characters of the stored JSON: what bounds the memory of the tail that keeps the row.
+    size: int
+
+
+@dataclass(frozen=True)
+class EventSelection:
+    """Which log rows one stream sends: a log stream, optionally only one recipient's rows and some types."""
+
+    stream: str = EventStream.IM
+    recipient_id: str | None = None
+    types: tuple[str, ...] = ()
+
+    def pick(self, row: LogRow) -> LoggedEvent | None:
+        """`row` as this selection's stream renders it, or None when `event_list_after` would skip it."""
+        if row.stream != self.stream or (self.types and row.type not in self.types):
+            return None
+        if self.recipient_id is None:
+            return LoggedEvent(row.seq, row.payload, row.bot_payload)
+        if not is_lookup_id(self.recipient_id):
+            return None
+        mentioned = row.recipients.get(self.recipient_id)
+        if mentioned is None:
+            return None
+        return LoggedEvent(row.seq, row.payload, row.bot_payload, mentioned)
 
 
 def event_list_after(selection: EventSelection, *, cursor: int, limit: int) -> list[LoggedEvent]:
@@ -54,6 +93,41 @@ def event_list_after(selection: EventSelection, *, cursor: int, limit: int) -> l
     return [LoggedEvent(*row) for row in rows]
 
 
+def event_rows_newest_after(seq: int, *, limit: int) -> list[LogRow]:
+    """The newest `limit` rows of all log streams with a seq above `seq`, in seq order, with recipients.
+
+    Newest first in the query, so a reader that fell far behind gets the recent rows in one bounded read.
+    Because commit order equals seq order (events.md §5.3), every row below the newest one returned has
+    committed already: a short result holds every row above `seq`.
+    """
+    size = Length("payload") + Coalesce(Length("bot_payload"), 0)
+    events = list(
+        Event.objects.filter(seq__gt=seq)
+        .order_by("-seq")
+        .annotate(size=size)
+        .values_list("seq", "stream", "type", "payload", "bot_payload", "size")[:limit]
+    )
+    if not events:
+        return []
+    events.reverse()
+    recipients: dict[int, dict[str, bool]] = {}
+    deliveries = EventRecipient.objects.filter(event_id__gte=events[0][0], event_id__lte=events[-1][0])
+    for event_id, recipient_id, mentioned in deliveries.values_list("event_id", "recipient_id", "mentioned"):
+        recipients.setdefault(event_id, {})[recipient_id] = mentioned
+    return [
+        LogRow(
+            seq=seq,
+            stream=stream,
+            type=type_,
+            payload=payload,
+            bot_payload=bot_payload,
+            recipients=recipients.get(seq, _NO_RECIPIENTS),
+            size=size,
+        )
+        for seq, stream, type_, payload, bot_payload, size in events
+    ]
+
+
 def event_pruned_through() -> int:
     return EventLogState.objects.aggregate(pruned=Coalesce(Max("pruned_through"), 0))["pruned"]
 
@@ -74,3 +148,16 @@ def event_seq_of_message(*, stream: str, message_id: str) -> int | None:
         .values_list("seq", flat=True)
         .first()
     )
+
+
+def run_and_close(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # Worker threads are pooled and outlive the stream: never leave a connection open in one.
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        connection.close()
+
+
+async def in_db_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run database work off the event loop without pinning the request's thread-sensitive executor."""
+    return await sync_to_async(run_and_close, thread_sensitive=False)(fn, *args, **kwargs)

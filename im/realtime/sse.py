@@ -5,6 +5,10 @@ row's frame, an optional `event:` name and optional `CursorMemory`. The IM strea
 (im/streams.py). The bot stream is a feed that selects `message.created` rows of one recipient, renders
 `bot_payload` (+ `mentions` when `LoggedEvent.mentioned`), names its frames `message` and remembers its
 cursor; the Feishu relay selects the `feishu` log stream for one open_id. Neither needs a change here.
+
+Streams read through the event loop's `LogTail` (im/realtime/tail.py): a doorbell wakes every stream, one
+shared read fetches the new rows, and each stream filters them itself; a stream behind the tail's window
+reads its own rows from the database. Both give what `event_list_after` gives.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, StreamingHttpResponse
 
 from csgclaw_site.http import clean_text
@@ -26,11 +30,13 @@ from im.realtime.broker import broker
 from im.realtime.eventlog import (
     EventSelection,
     LoggedEvent,
-    event_list_after,
     event_newest_seq,
     event_pruned_through,
     event_seq_of_message,
+    in_db_thread,
+    run_and_close,
 )
+from im.realtime.tail import log_tail
 
 CONNECTED = b": connected\n\n"
 PING = b": ping\n\n"
@@ -49,7 +55,7 @@ _MAX_SEQ_DIGITS = len(str(_MAX_SEQ))
 class CursorMemory(Protocol):
     """Where a bot or Feishu stream resumes when its client sends no cursor (events.md §5.7).
 
-    Both methods run on the stream's database worker thread.
+    Both methods run on database worker threads, never two at a time for one stream.
     """
 
     def recall(self) -> int | None:
@@ -117,17 +123,46 @@ def start_cursor(feed: Feed, requested: tuple[str | None, ...]) -> StartCursor:
     return StartCursor(cursor, reset=False)
 
 
-def _run_and_close(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    # Worker threads are pooled and outlive the stream: never leave a connection open in one.
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        connection.close()
+# Cursor memory writes get a thread of their own, so they never queue in front of the reads that deliver.
+_MEMORY_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csgclaw-cursor-memory")
 
 
-async def _in_db_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run database work off the event loop without pinning the request's thread-sensitive executor."""
-    return await sync_to_async(_run_and_close, thread_sensitive=False)(fn, *args, **kwargs)
+async def _remember(memory: CursorMemory, seq: int, *, force: bool) -> None:
+    remember = sync_to_async(run_and_close, thread_sensitive=False, executor=_MEMORY_EXECUTOR)
+    await remember(memory.remember, seq, force=force)
+
+
+class CursorWriter:
+    """Writes a stream's `CursorMemory` (if it has one) off the event loop, without holding up its frames.
+
+    Under SQLite every write waits for the one write lock; awaited after each batch, the writes of many
+    bot streams would delay their next frames, and in the shared thread pool they would delay the reads.
+    """
+
+    def __init__(self, memory: CursorMemory | None) -> None:
+        self._memory = memory
+        self._pending: asyncio.Task[None] | None = None
+
+    def remember_soon(self, seq: int) -> None:
+        """After frames and heartbeats, in the background. While a write runs, calls are dropped: the
+        memory coalesces such calls anyway, and the next frame, heartbeat or `remember_now` records seq."""
+        if self._memory is None:
+            return
+        if self._pending is not None:
+            if not self._pending.done():
+                return
+            # A failed write ends the stream, as a failed read does.
+            self._pending.result()
+        self._pending = asyncio.ensure_future(_remember(self._memory, seq, force=False))
+
+    async def remember_now(self, seq: int) -> None:
+        """On connect and at the end: forced, after any write still running, so it lands last."""
+        if self._memory is None:
+            return
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+        await _remember(self._memory, seq, force=True)
 
 
 async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> AsyncIterator[bytes]:
@@ -137,48 +172,60 @@ async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> Asyn
     poll_interval = settings.CSGCLAW_SSE_POLL_INTERVAL
     batch_size = settings.CSGCLAW_SSE_BATCH
     ends_at = loop.time() + settings.CSGCLAW_SSE_MAX_LIFETIME
+    tail = log_tail()
+    memory = CursorWriter(feed.memory)
     # Subscribed before the first read: an event committed from here on rings this doorbell.
     doorbell = broker.subscribe()
     cursor: int | None = None
     try:
         yield CONNECTED
         last_write = loop.time()
-        start = await _in_db_thread(start_cursor, feed, requested)
+        start = await in_db_thread(start_cursor, feed, requested)
         cursor = start.seq
         if start.reset:
             yield reset_frame(cursor)
             last_write = loop.time()
-        if feed.memory is not None:
-            await _in_db_thread(feed.memory.remember, cursor, force=True)
+        await memory.remember_now(cursor)
+        # Cleared before each refresh: a ring during it leaves the flag set, so the wait returns.
+        doorbell.clear()
+        # The first read must see everything committed before the start cursor was resolved.
+        await tail.catch_up()
         while True:
-            # Cleared before reading: a ring during the read leaves the flag set, so the wait returns.
-            doorbell.clear()
-            rows = await _in_db_thread(event_list_after, feed.selection, cursor=cursor, limit=batch_size)
-            for row in rows:
-                yield sse_frame(row.seq, feed.data(row), event_name=feed.event_name)
-                cursor = row.seq
-            now = loop.time()
-            if rows:
-                last_write = now
-                if feed.memory is not None:
-                    await _in_db_thread(feed.memory.remember, cursor, force=False)
-            if now >= ends_at:
-                return
-            if len(rows) == batch_size:
-                continue
-            await doorbell.wait(min(poll_interval, last_write + heartbeat - now, ends_at - now))
+            full = True
+            while full:
+                batch = await tail.batch_after(feed.selection, cursor=cursor, limit=batch_size)
+                for row in batch.rows:
+                    yield sse_frame(row.seq, feed.data(row), event_name=feed.event_name)
+                    cursor = row.seq
+                # Also past the rows after the last frame that the selection skipped: no second look.
+                cursor = batch.cursor
+                full = batch.full
+                now = loop.time()
+                if batch.rows:
+                    last_write = now
+                    memory.remember_soon(cursor)
+                if now >= ends_at:
+                    return
+            asleep_since = now
+            rung = await doorbell.wait(min(poll_interval, last_write + heartbeat - now, ends_at - now))
             now = loop.time()
             if now - last_write >= heartbeat:
                 yield PING
                 last_write = now
-                if feed.memory is not None:
-                    await _in_db_thread(feed.memory.remember, cursor, force=False)
+                memory.remember_soon(cursor)
             if now >= ends_at:
                 return
+            if rung:
+                # Cleared as above; the ring count is read after clearing, so it covers the ring seen.
+                doorbell.clear()
+                await tail.catch_up(rings=broker.rings)
+            else:
+                # Without a ring, rows that no doorbell announced are still read within the interval.
+                await tail.poll(since=asleep_since)
     finally:
         broker.unsubscribe(doorbell)
-        if feed.memory is not None and cursor is not None:
-            await _in_db_thread(feed.memory.remember, cursor, force=True)
+        if cursor is not None:
+            await memory.remember_now(cursor)
 
 
 def event_stream_response(request: HttpRequest, feed: Feed) -> StreamingHttpResponse:

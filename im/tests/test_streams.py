@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from datetime import timedelta
@@ -545,3 +546,49 @@ async def test_a_stale_remembered_cursor_gets_a_reset(settings):
     assert await next_chunk(stream) == CONNECTED
     assert await next_chunk(stream) == reset_bytes(second.seq)
     await stream.aclose()
+
+
+class BlockingMemory(RecordingMemory):
+    """Progress writes wait until released: a slow database, as seen by the stream."""
+
+    def __init__(self) -> None:
+        super().__init__(remembered=None)
+        self.release = threading.Event()
+        self.progress_started = threading.Event()
+
+    def remember(self, seq: int, *, force: bool) -> None:
+        super().remember(seq, force=force)
+        if not force:
+            self.progress_started.set()
+            self.release.wait(10)
+
+
+async def test_a_slow_cursor_memory_write_never_holds_up_frames(settings):
+    settings.CSGCLAW_SSE_HEARTBEAT = 30
+    start = await sync_to_async(event_newest_seq)()
+    memory = BlockingMemory()
+    feed = Feed(selection=EventSelection(), data=lambda event: event.payload, memory=memory)
+    stream = event_stream(feed, requested=(str(start), None))
+    assert await next_chunk(stream) == CONNECTED
+
+    (first,) = await sync_to_async(post_messages)(1)
+    assert (await next_chunk(stream)).startswith(f"id: {first.seq}\n".encode())
+    after_first = asyncio.ensure_future(next_chunk(stream))
+    assert await asyncio.to_thread(memory.progress_started.wait, 5)
+    # The progress write of the first frame is still running; the next frames do not wait for it.
+    second, third = await sync_to_async(post_messages)(2)
+    assert (await after_first).startswith(f"id: {second.seq}\n".encode())
+    assert (await next_chunk(stream)).startswith(f"id: {third.seq}\n".encode())
+    asleep = asyncio.ensure_future(next_chunk(stream))
+    await asyncio.sleep(0.2)
+    memory.release.set()
+    asleep.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asleep
+
+    # Progress asked for while a write ran was dropped; the final write lands last, after it.
+    assert memory.calls == [
+        ("remember", start, True),
+        ("remember", first.seq, False),
+        ("remember", third.seq, True),
+    ]
