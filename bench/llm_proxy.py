@@ -2,10 +2,17 @@
 
 Run with `.venv/bin/python bench/llm_proxy.py` (or `python -m bench.llm_proxy`). One run starts a fake
 OpenAI provider on loopback and a Daphne subprocess whose config.toml points at it, then sends the same
-requests alternately straight to the provider and through `/api/bots/<id>/llm/chat/completions`:
+requests in turn straight to the provider and through `/api/bots/<id>/llm/chat/completions`:
 
 * plain calls: full response time; added = bridge − direct (median and p99);
-* streams: time to the first body byte; added TTFB = bridge − direct.
+* streams: time to the first body byte; added TTFB = bridge − direct;
+* the floor: `GET /healthz` against the provider's `GET /models`, what any request through Daphne and
+  Django costs.
+
+A second Daphne serves bench/bare_asgi.py (no Django: a fixed answer, or a bare httpx relay) and gets the
+same requests in the same rounds: the lower bound of what Daphne and an httpx relay add on this machine,
+whatever the bridge does. `srv CPU` is each server process's CPU per request (all threads, from /proc),
+much steadier than wall time when other processes share the machine.
 
 Targets are printed as PASS/MISS, never asserted (a shared, busy machine would make that flaky).
 """
@@ -30,7 +37,7 @@ if __package__ in (None, ""):
     # Run as a script: make the repository importable (bench helpers, the fake provider).
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.message_send import REPO, Server, run_checked, server_environment, verdict
+from bench.message_send import REPO, Server, process_cpu_seconds, run_checked, server_environment, verdict
 from bots.tests.fake_openai import FakeOpenAI
 
 ACCESS_TOKEN = "bench-access-token"
@@ -38,13 +45,14 @@ PROVIDER_KEY = "sk-bench-provider"
 MODEL = "bench-model"
 AGENT_ID = "u-bench"
 OVERHEAD_HEADER = "X-CSGClaw-Overhead-Ms"
+BARE_APP = "bench.bare_asgi:application"
 
 # The issue's targets: what the bridge may add to a call on this machine.
 TARGET_ADDED_MEDIAN_MS = 2.0
 TARGET_ADDED_TTFB_MS = 3.0
 
-# Bounds that keep a run to about a minute even on a slow machine: a phase that reaches its time limit
-# stops early and reports what it measured.
+# Bounds that keep a run to about a minute and a half even on a slow machine: a phase that reaches its
+# time limit stops early and reports what it measured.
 PHASE_SECONDS = 25.0
 REQUEST_TIMEOUT_SECONDS = 30.0
 
@@ -80,20 +88,39 @@ class Samples:
 
 
 @dataclass
-class Comparison:
-    name: str
-    direct: Samples
-    bridge: Samples
+class Target:
+    """A server path measured against the provider: the bridge, or a lower bound without Django.
+
+    Each target has its own direct samples, taken right before each of its requests: whatever a server
+    still does after answering (closing, accounting) then overlaps the next direct call, the same way for
+    every target."""
+
+    label: str
+    url: str
+    server: Server
+    direct: Samples = field(init=False)
+    samples: Samples = field(init=False)
     overhead_header_ms: list[int] = field(default_factory=list)
-    stopped_early: bool = False
+    server_cpu_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        self.direct = Samples("direct")
+        self.samples = Samples(self.label)
 
     @property
     def added_median_ms(self) -> float:
-        return self.bridge.median_ms - self.direct.median_ms
+        return self.samples.median_ms - self.direct.median_ms
 
     @property
     def added_p99_ms(self) -> float:
-        return self.bridge.percentile_ms(99) - self.direct.percentile_ms(99)
+        return self.samples.percentile_ms(99) - self.direct.percentile_ms(99)
+
+
+@dataclass
+class Comparison:
+    name: str
+    targets: list[Target]
+    stopped_early: bool = False
 
 
 Measure = Callable[[httpx.Client, str, dict | None], tuple[float, httpx.Headers]]
@@ -136,31 +163,43 @@ def compare(
     body: dict | None,
     *,
     direct_url: str,
-    bridge_url: str,
+    targets: list[Target],
     requests: int,
     warmup: int,
 ) -> Comparison:
-    """Alternate direct and bridged requests, so drift in machine load hits both sides alike."""
-    comparison = Comparison(name, Samples("direct"), Samples("bridge"))
+    """Rounds of (direct, target) pairs over all targets, so that drift in the machine's load hits every
+    path alike. Every path has its own keep-alive client (one connection each)."""
+    comparison = Comparison(name, targets)
     headers = {"Authorization": f"Bearer {ACCESS_TOKEN}"}
-    with (
-        httpx.Client(trust_env=False, timeout=REQUEST_TIMEOUT_SECONDS) as direct_client,
-        httpx.Client(trust_env=False, timeout=REQUEST_TIMEOUT_SECONDS, headers=headers) as bridge_client,
-    ):
-        for _ in range(warmup):
-            measure(direct_client, direct_url, body)
-            measure(bridge_client, bridge_url, body)
-        stop_at = time.monotonic() + PHASE_SECONDS
-        for _ in range(requests):
-            if time.monotonic() >= stop_at:
-                comparison.stopped_early = True
-                break
-            direct_seconds, _ = measure(direct_client, direct_url, body)
-            bridge_seconds, bridge_headers = measure(bridge_client, bridge_url, body)
-            comparison.direct.seconds.append(direct_seconds)
-            comparison.bridge.seconds.append(bridge_seconds)
-            if OVERHEAD_HEADER in bridge_headers:
-                comparison.overhead_header_ms.append(int(bridge_headers[OVERHEAD_HEADER]))
+    clients = [
+        httpx.Client(trust_env=False, timeout=REQUEST_TIMEOUT_SECONDS, headers=headers) for _ in targets
+    ]
+    with httpx.Client(trust_env=False, timeout=REQUEST_TIMEOUT_SECONDS) as direct_client:
+        try:
+            for _ in range(warmup):
+                for target, client in zip(targets, clients, strict=True):
+                    measure(direct_client, direct_url, body)
+                    measure(client, target.url, body)
+            cpu_before = [process_cpu_seconds(target.server.process.pid) for target in targets]
+            stop_at = time.monotonic() + PHASE_SECONDS
+            for _ in range(requests):
+                if time.monotonic() >= stop_at:
+                    comparison.stopped_early = True
+                    break
+                for target, client in zip(targets, clients, strict=True):
+                    direct_seconds, _ = measure(direct_client, direct_url, body)
+                    seconds, response_headers = measure(client, target.url, body)
+                    target.direct.seconds.append(direct_seconds)
+                    target.samples.seconds.append(seconds)
+                    if OVERHEAD_HEADER in response_headers:
+                        target.overhead_header_ms.append(int(response_headers[OVERHEAD_HEADER]))
+            for target, before in zip(targets, cpu_before, strict=True):
+                after = process_cpu_seconds(target.server.process.pid)
+                if before is not None and after is not None and target.samples.seconds:
+                    target.server_cpu_ms = (after - before) * 1000 / len(target.samples.seconds)
+        finally:
+            for client in clients:
+                client.close()
     return comparison
 
 
@@ -184,43 +223,56 @@ CREATE_AGENT = (
 
 def print_report(comparisons: list[Comparison]) -> None:
     header = (
-        f"{'measurement':<30}{'n':>6}{'direct p50':>12}{'bridge p50':>12}{'added p50':>11}"
-        f"{'direct p99':>12}{'bridge p99':>12}{'added p99':>11}{'hdr p50':>9}"
+        f"{'measurement':<30}{'server':<12}{'n':>6}{'direct p50':>12}{'server p50':>12}{'added p50':>11}"
+        f"{'added p99':>11}{'hdr p50':>9}{'srv CPU':>9}"
     )
     print(header)
     print("-" * len(header))
     for item in comparisons:
         flag = " (time limit)" if item.stopped_early else ""
-        header_median = statistics.median(item.overhead_header_ms) if item.overhead_header_ms else math.nan
-        print(
-            f"{item.name:<30}{len(item.bridge.seconds):>6}{item.direct.median_ms:>12.2f}"
-            f"{item.bridge.median_ms:>12.2f}{item.added_median_ms:>11.2f}{item.direct.percentile_ms(99):>12.2f}"
-            f"{item.bridge.percentile_ms(99):>12.2f}{item.added_p99_ms:>11.2f}{header_median:>9.0f}{flag}"
-        )
-    print("(milliseconds; hdr = the bridge's own X-CSGClaw-Overhead-Ms account of its work; the floor row")
-    print(" is Daphne + Django + middleware for a trivial view, part of every bridged call's added time)")
+        for index, target in enumerate(item.targets):
+            name = item.name if index == 0 else ""
+            header_median = (
+                statistics.median(target.overhead_header_ms) if target.overhead_header_ms else math.nan
+            )
+            cpu = "n/a" if target.server_cpu_ms is None else f"{target.server_cpu_ms:.2f}"
+            print(
+                f"{name:<30}{target.label:<12}{len(target.samples.seconds):>6}{target.direct.median_ms:>12.2f}"
+                f"{target.samples.median_ms:>12.2f}{target.added_median_ms:>11.2f}"
+                f"{target.added_p99_ms:>11.2f}{header_median:>9.0f}{cpu:>9}{flag}"
+            )
+    print("(milliseconds; csgclaw = the bridge, bare = bench/bare_asgi.py under Daphne without Django;")
+    print(" hdr = the bridge's own X-CSGClaw-Overhead-Ms account of its work; srv CPU = the server")
+    print(" process's CPU per request, all threads; the floor rows are GET /healthz, part of every call)")
 
 
 def print_targets(floor: Comparison, plain: Comparison, stream: Comparison) -> None:
+    """The targets, judged on the bridge; the bare relay shows how much of them Daphne and httpx use up."""
     rows = [
-        ("added latency, plain, median", plain.added_median_ms, TARGET_ADDED_MEDIAN_MS),
-        ("added TTFB, stream, median", stream.added_median_ms, TARGET_ADDED_TTFB_MS),
+        ("added latency, plain, median", plain, TARGET_ADDED_MEDIAN_MS),
+        ("added TTFB, stream, median", stream, TARGET_ADDED_TTFB_MS),
     ]
-    print(f"{'target':<34}{'measured':>12}{'target':>10}  result")
-    for name, measured, target in rows:
+    print(f"{'target':<34}{'measured':>12}{'target':>10}  result{'bare relay (lower bound)':>30}")
+    for name, comparison, target in rows:
+        bridge, bare = comparison.targets
         print(
-            f"{name:<34}{measured:>9.2f} ms{'<= ' + format(target, 'g'):>10}  {verdict(measured <= target)}"
+            f"{name:<34}{bridge.added_median_ms:>9.2f} ms{'<= ' + format(target, 'g'):>10}  "
+            f"{verdict(bridge.added_median_ms <= target)}{bare.added_median_ms:>27.2f} ms"
         )
+    floor_added = floor.targets[0].added_median_ms
+    (plain_bridge, plain_bare), (stream_bridge, stream_bare) = plain.targets, stream.targets
     print(
-        f"beyond the floor the bridge adds {plain.added_median_ms - floor.added_median_ms:.2f} ms (plain), "
-        f"{stream.added_median_ms - floor.added_median_ms:.2f} ms (first byte) at the median"
+        f"at the median the bridge adds {plain_bridge.added_median_ms - floor_added:.2f} ms (plain) and "
+        f"{stream_bridge.added_median_ms - floor_added:.2f} ms (first byte) beyond its floor, and "
+        f"{plain_bridge.added_median_ms - plain_bare.added_median_ms:.2f} ms and "
+        f"{stream_bridge.added_median_ms - stream_bare.added_median_ms:.2f} ms beyond the bare relay"
     )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=400, help="measured pairs per phase (default 400)")
-    parser.add_argument("--warmup", type=int, default=40, help="unmeasured pairs per phase (default 40)")
+    parser.add_argument("--requests", type=int, default=400, help="measured rounds per phase (default 400)")
+    parser.add_argument("--warmup", type=int, default=40, help="unmeasured rounds per phase (default 40)")
     return parser.parse_args(argv)
 
 
@@ -229,43 +281,69 @@ def main(argv: list[str]) -> int:
     run_started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="csgclaw-bench-llm-"))
     env = server_environment(home)
-    server: Server | None = None
+    servers: list[Server] = []
     with FakeOpenAI(models=[MODEL]) as provider:
         try:
             (home / "config.toml").write_text(config_toml(provider.base_url))
             run_checked([sys.executable, "manage.py", "migrate", "--no-input"], env, "manage.py migrate")
             run_checked([sys.executable, "manage.py", "shell", "-c", CREATE_AGENT], env, "agent creation")
-            server = Server(app="csgclaw_site.asgi:application", env=env, log_path=home / "daphne.log")
-            server.wait_healthy()
+            bridge = Server(app="csgclaw_site.asgi:application", env=env, log_path=home / "daphne.log")
+            servers.append(bridge)
+            bare_env = {**env, "BENCH_UPSTREAM_BASE_URL": provider.base_url}
+            bare = Server(app=BARE_APP, env=bare_env, log_path=home / "daphne-bare.log")
+            servers.append(bare)
+            for server in servers:
+                server.wait_healthy()
             print(
                 f"csgclaw LLM bridge benchmark: {os.cpu_count()} CPUs, load average at start "
                 f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
             )
             print(f"provider: fake OpenAI at {provider.base_url} (in this process, stdlib http.server)")
             print(
-                f"bridge: daphne {server.base_url} (pid {server.process.pid}), agent {AGENT_ID}, repo {REPO}"
+                f"bridge: daphne {bridge.base_url} (pid {bridge.process.pid}), agent {AGENT_ID}, repo {REPO}"
             )
+            print(f"bare: daphne {bare.base_url} (pid {bare.process.pid}), {BARE_APP}")
             print()
             rounds = {"requests": args.requests, "warmup": args.warmup}
-            # What any request through Daphne and Django costs, bridge or not: a GET of /healthz against
+            # What any request through Daphne (and Django) costs, bridge or not: a GET of /healthz against
             # a GET of the provider's /models.
             floor = compare(
                 "floor: GET /healthz",
                 get_response_time,
                 None,
                 direct_url=f"{provider.base_url}/models",
-                bridge_url=f"{server.base_url}/healthz",
+                targets=[
+                    Target("csgclaw", f"{bridge.base_url}/healthz", bridge),
+                    Target("bare", f"{bare.base_url}/healthz", bare),
+                ],
                 **rounds,
             )
-            common = {
-                "direct_url": f"{provider.base_url}/chat/completions",
-                "bridge_url": f"{server.base_url}/api/bots/{AGENT_ID}/llm/chat/completions",
+
+            def chat_targets() -> list[Target]:
+                return [
+                    Target("csgclaw", f"{bridge.base_url}/api/bots/{AGENT_ID}/llm/chat/completions", bridge),
+                    Target("bare", f"{bare.base_url}/chat/completions", bare),
+                ]
+
+            direct_url = f"{provider.base_url}/chat/completions"
+            plain = compare(
+                "plain call, full response",
+                full_response_time,
+                BODY,
+                direct_url=direct_url,
+                targets=chat_targets(),
                 **rounds,
-            }
-            plain = compare("plain call, full response", full_response_time, BODY, **common)
+            )
             # Drop what the fake provider recorded; it is only needed by the tests.
             provider.reset()
-            stream = compare("stream, first byte", time_to_first_byte, STREAM_BODY, **common)
+            stream = compare(
+                "stream, first byte",
+                time_to_first_byte,
+                STREAM_BODY,
+                direct_url=direct_url,
+                targets=chat_targets(),
+                **rounds,
+            )
             print_report([floor, plain, stream])
             print()
             print_targets(floor, plain, stream)
@@ -277,7 +355,7 @@ def main(argv: list[str]) -> int:
             )
             return 0
         finally:
-            if server is not None:
+            for server in servers:
                 server.stop()
             shutil.rmtree(home, ignore_errors=True)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 
-from agents.models import Agent
+from bots.llm_db import bridge_read
+from bots.selectors import agent_api_token
 from csgclaw_site.config import get_config_or_default
 from im.selectors import is_lookup_id
 
@@ -33,5 +34,5 @@ async def bearer_allowed(authorization: str, *, bot_id: str) -> bool:
         return True
     if not is_lookup_id(bot_id):
         return False
-    own_token = await Agent.objects.filter(pk=bot_id).values_list("api_token", flat=True).afirst()
+    own_token = await bridge_read(agent_api_token, bot_id)
     return own_token is not None and hmac.compare_digest(token.encode(), own_token.encode())

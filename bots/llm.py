@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from bots import selectors
+from bots.llm_db import bridge_read
 from bots.llm_upstream import (
     EVENT_STREAM_TYPE,
     JSON_TYPE,
@@ -63,7 +63,7 @@ async def llm_models(request: HttpRequest, bot_id: str) -> HttpResponse:
     if request.method != "GET":
         return _answered_locally(method_not_allowed(request), started)
     try:
-        target = await sync_to_async(selectors.llm_target_get)(bot_id)
+        target = await bridge_read(selectors.llm_target_get, bot_id)
     except DomainError as exc:
         return _answered_locally(response_for_exception(request, exc), started)
     listing = {
@@ -82,7 +82,7 @@ async def llm_chat_completions(request: HttpRequest, bot_id: str) -> HttpRespons
     try:
         raw = _read_request_body(request)
         # Resolved before decoding, so an unknown agent with a bad body is a 404 (§2).
-        target = await sync_to_async(selectors.llm_target_get)(bot_id)
+        target = await bridge_read(selectors.llm_target_get, bot_id)
         body = decode_json_object(raw, keep_nul=True)
     except (ApiError, DomainError) as exc:
         return _answered_locally(response_for_exception(request, exc), started)

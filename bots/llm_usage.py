@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
-
+from bots.llm_db import bridge_write
 from bots.models import LlmOutcome, LlmUsage
 
 logger = logging.getLogger(__name__)
@@ -172,9 +170,7 @@ def llm_call_record(call: LlmCall) -> None:
         return
     call.recorded = True
     call.latency_ms = call.elapsed_ms()
-    task = asyncio.get_running_loop().create_task(
-        sync_to_async(_write_usage, thread_sensitive=False)(_usage_row(call))
-    )
+    task = asyncio.get_running_loop().create_task(bridge_write(_write_usage, _usage_row(call)))
     _pending_writes.add(task)
     task.add_done_callback(_pending_writes.discard)
 
@@ -217,6 +213,3 @@ def _write_usage(row: LlmUsage) -> None:
     except Exception:
         # Accounting must never fail a call that was already answered.
         logger.exception("record llm usage of agent %s", row.agent_id)
-    finally:
-        # This worker thread is outside any request, so nothing else would close its connection.
-        close_old_connections()

@@ -61,6 +61,15 @@ def llm_target_get(agent_id: str) -> LlmTarget:
     return LlmTarget(model=model, request_timeout=request_timeout, idle_timeout=idle_timeout)
 
 
+def agent_api_token(agent_id: str) -> str | None:
+    """The agent's own bearer token, None for an unknown agent."""
+    # get(), not first(): a primary-key lookup needs no ORDER BY.
+    try:
+        return Agent.objects.values_list("api_token", flat=True).get(pk=agent_id)
+    except Agent.DoesNotExist:
+        return None
+
+
 def llm_usage_totals(agent_id: str) -> LlmUsageTotals:
     """How many LLM calls an agent made through the bridge and the tokens they reported."""
     totals = LlmUsage.objects.filter(agent_id=agent_id).aggregate(
