@@ -442,7 +442,7 @@ def print_memory(result: MemoryResult, pid: int) -> None:
     print(
         f"  server CPU with {result.opened} idle streams: "
         f"{format_optional(result.idle_cpu_percent, '.1f')} % "
-        f"of one core over {IDLE_CPU_SECONDS:.0f} s (each stream re-reads the log every poll interval)"
+        f"of one core over {IDLE_CPU_SECONDS:.0f} s (heartbeats; one shared log read per poll interval)"
     )
     if result.ended_streams:
         print(f"  {result.ended_streams} streams were ended by the server while idle")

@@ -6,6 +6,7 @@ the last delivered seq per bot in `StreamCursor` and resumes from it when the bo
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -58,17 +59,63 @@ def stream_cursor_recall(*, kind: str, key: str, window: float) -> int | None:
     )
 
 
+class ProgressSlots:
+    """When each (kind, key) last wrote its progress, shared by every stream of that key in the process.
+
+    A message to a bot with many open streams (or many bots' streams woken at once) would otherwise make
+    each stream write the same seq: a hundred writes queued behind SQLite's one write lock per message.
+    The first stream to claim a key's slot writes; the others skip until the slot is free again.
+    """
+
+    # Slots older than COALESCE_SECONDS decide nothing; beyond this many keys they are dropped.
+    MAX_KEYS = 1024
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._written_at: dict[tuple[str, str], float] = {}
+
+    def claim(self, kind: str, key: str) -> bool:
+        """True when no stream of (kind, key) wrote within COALESCE_SECONDS; the caller must write now."""
+        now = self._clock()
+        with self._lock:
+            written_at = self._written_at.get((kind, key))
+            if written_at is not None and now - written_at < COALESCE_SECONDS:
+                return False
+            self._mark(kind, key, now)
+            return True
+
+    def __len__(self) -> int:
+        """Keys holding a slot, expired ones included until they are dropped."""
+        with self._lock:
+            return len(self._written_at)
+
+    def mark(self, kind: str, key: str) -> None:
+        """A forced write happened: progress need not be written again for a while."""
+        with self._lock:
+            self._mark(kind, key, self._clock())
+
+    def _mark(self, kind: str, key: str, now: float) -> None:
+        self._written_at[(kind, key)] = now
+        if len(self._written_at) > self.MAX_KEYS:
+            self._written_at = {
+                slot: at for slot, at in self._written_at.items() if now - at < COALESCE_SECONDS
+            }
+
+
+progress_slots = ProgressSlots()
+
+
 class StoredCursorMemory:
     """The `CursorMemory` of one open stream (im.realtime.sse), backed by `StreamCursor`.
 
     Ids too long to be stored are never remembered: such a bot cannot exist, and its stream stays empty.
     """
 
-    def __init__(self, *, kind: str, key: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, kind: str, key: str, slots: ProgressSlots = progress_slots) -> None:
         self.kind = kind
         self.key = key
-        self._clock = clock
-        self._last_write: float | None = None
+        self._slots = slots
 
     def recall(self) -> int | None:
         if not is_lookup_id(self.key):
@@ -77,11 +124,12 @@ class StoredCursorMemory:
             kind=self.kind, key=self.key, window=settings.CSGCLAW_STREAM_RESUME_WINDOW
         )
 
+    def claim(self) -> bool:
+        return is_lookup_id(self.key) and self._slots.claim(self.kind, self.key)
+
     def remember(self, seq: int, *, force: bool) -> None:
         if not is_lookup_id(self.key):
             return
-        now = self._clock()
-        if not force and self._last_write is not None and now - self._last_write < COALESCE_SECONDS:
-            return
         stream_cursor_remember(kind=self.kind, key=self.key, seq=seq)
-        self._last_write = now
+        if force:
+            self._slots.mark(self.kind, self.key)

@@ -1,86 +1,15 @@
 """The bot bridge's database threads: LLM model resolution, agent-token lookups and LLM usage rows.
 
-Why not plain `sync_to_async`: inside a request, Django's ASGI handler runs thread-sensitive calls on the
-request's thread, and with the default `CONN_MAX_AGE = 0` the connection opened there is closed when the
-request ends. Every LLM call then opened a SQLite connection (WAL pragmas, Django's SQL functions) and
-closed it again, and the usage row did the same on a pool thread: with bench/llm_proxy.py on a 2-core
-machine that was ~5 ms of the server's ~19 ms of CPU per call. The threads here live as long as the
-process and keep their connection between calls, as a WSGI worker thread with persistent connections
-does. Nothing runs on them inside a caller's transaction, so a kept connection is idle in autocommit
-between calls.
+They keep their connections (csgclaw_site/db_threads.py), so an LLM call pays for no new connection.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
-
-from asgiref.sync import sync_to_async
-from django.db import connections
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from csgclaw_site.db_threads import KeptConnectionThreads
 
 # Reads are primary-key lookups; a few threads keep one slow read (a cold page cache, a busy PostgreSQL)
 # from queueing the next calls behind it.
-_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bridge-db-read")
+bridge_read = KeptConnectionThreads("bridge-db-read", workers=4).run
 # One writer: SQLite takes one write at a time anyway, and a row waiting for the write lock must never
 # hold up a read that a client is waiting for.
-_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bridge-db-write")
-
-# A connection unused for this long is checked before it is trusted again (for PostgreSQL `SELECT 1`;
-# for SQLite a no-op): the server may have dropped it meanwhile.
-IDLE_CHECK_SECONDS = 60.0
-_last_used = threading.local()
-
-
-async def bridge_read(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """`fn(*args, **kwargs)` on a reader thread with a kept connection."""
-    return await sync_to_async(run_keeping_connection, thread_sensitive=False, executor=_READERS)(
-        fn, *args, **kwargs
-    )
-
-
-async def bridge_write(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """`fn(*args, **kwargs)` on the writer thread with a kept connection."""
-    return await sync_to_async(run_keeping_connection, thread_sensitive=False, executor=_WRITER)(
-        fn, *args, **kwargs
-    )
-
-
-def run_keeping_connection(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """`fn(*args, **kwargs)` on the calling (long-lived) thread, whose connection stays open afterwards."""
-    _drop_stale_connections()
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        _drop_unsafe_connections()
-        _last_used.at = time.monotonic()
-
-
-def _drop_stale_connections() -> None:
-    if time.monotonic() - getattr(_last_used, "at", 0.0) < IDLE_CHECK_SECONDS:
-        return
-    for connection in connections.all(initialized_only=True):
-        if connection.connection is not None and not connection.is_usable():
-            connection.close()
-
-
-def _drop_unsafe_connections() -> None:
-    """Close what Django's request-end check would close on a persistent connection, except for its age.
-
-    A query failed (the connection may be broken), or `fn` left a transaction open or autocommit off:
-    the next call gets a fresh connection rather than inheriting that state.
-    """
-    for connection in connections.all(initialized_only=True):
-        if connection.connection is None:
-            continue
-        if (
-            connection.errors_occurred
-            or connection.in_atomic_block
-            or connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]
-        ):
-            connection.close()
+bridge_write = KeptConnectionThreads("bridge-db-write", workers=1).run

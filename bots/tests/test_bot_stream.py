@@ -14,7 +14,13 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.utils import timezone
 
-from bots.cursors import StoredCursorMemory, stream_cursor_recall, stream_cursor_remember
+from bots.cursors import (
+    COALESCE_SECONDS,
+    ProgressSlots,
+    StoredCursorMemory,
+    stream_cursor_recall,
+    stream_cursor_remember,
+)
 from csgclaw_site.config import clear_config_cache
 from im import services
 from im.events import MESSAGE_CREATED
@@ -265,6 +271,32 @@ async def test_several_subscribers_of_one_bot_each_get_every_event(asgi_stream, 
 
     for stream in streams:
         assert [frame.id for frame in await stream.frames(3)] == sent
+
+
+async def test_a_message_to_many_streams_of_one_bot_is_remembered_once(
+    asgi_stream, rooms, settings, monkeypatch
+):
+    settings.CSGCLAW_SSE_HEARTBEAT = 30
+    streams = [await open_from_now(asgi_stream) for _ in range(10)]
+    progress: list[int] = []
+    remember = StoredCursorMemory.remember
+
+    def recorded(memory: StoredCursorMemory, seq: int, *, force: bool) -> None:
+        if not force:
+            progress.append(seq)
+        remember(memory, seq, force=force)
+
+    monkeypatch.setattr(StoredCursorMemory, "remember", recorded)
+    # The forced writes on connect (made just after `: connected`) hold the bot's progress slot a while.
+    await asyncio.sleep(COALESCE_SECONDS + 0.5)
+
+    _, seq = await asend(rooms.direct, "hello, all of you")
+    for stream in streams:
+        assert [frame.id for frame in await stream.frames(1)] == [seq]
+    await asyncio.sleep(0.2)
+
+    assert progress == [seq]
+    assert (await astored_cursor()).seq == seq
 
 
 async def test_bot_send_reaches_the_im_stream_the_other_bot_and_history(asgi_stream, async_client, rooms):
@@ -521,17 +553,44 @@ class FakeClock:
 
 def test_memory_writes_progress_at_most_once_per_second_but_always_when_forced():
     clock = FakeClock()
-    memory = StoredCursorMemory(kind=StreamCursorKind.BOT, key=BOT, clock=clock)
+    memory = StoredCursorMemory(kind=StreamCursorKind.BOT, key=BOT, slots=ProgressSlots(clock))
 
     memory.remember(1, force=True)
-    memory.remember(2, force=False)
-    assert stored_cursor().seq == 1
+    assert not memory.claim()
     clock.now += 1.0
+    assert memory.claim()
     memory.remember(3, force=False)
     assert stored_cursor().seq == 3
+    assert not memory.claim()
     memory.remember(4, force=True)
     assert stored_cursor().seq == 4
     assert memory.recall() == 4
+
+
+def test_streams_of_one_bot_share_the_progress_slot_and_other_keys_do_not():
+    clock = FakeClock()
+    slots = ProgressSlots(clock)
+    streams = [StoredCursorMemory(kind=StreamCursorKind.BOT, key=BOT, slots=slots) for _ in range(100)]
+
+    assert [memory.claim() for memory in streams].count(True) == 1
+    assert StoredCursorMemory(kind=StreamCursorKind.BOT, key="u-other", slots=slots).claim()
+    assert StoredCursorMemory(kind=StreamCursorKind.FEISHU, key=BOT, slots=slots).claim()
+    clock.now += 1.0
+    assert [memory.claim() for memory in streams].count(True) == 1
+
+
+def test_progress_slots_stay_bounded_by_recent_keys():
+    clock = FakeClock()
+    slots = ProgressSlots(clock)
+    for number in range(ProgressSlots.MAX_KEYS):
+        assert slots.claim(StreamCursorKind.BOT, f"u-{number}")
+    clock.now += 1.0
+    assert slots.claim(StreamCursorKind.BOT, "u-new")
+
+    # The old slots had expired, so dropping them changed no answer.
+    assert len(slots) == 1
+    assert not slots.claim(StreamCursorKind.BOT, "u-new")
+    assert slots.claim(StreamCursorKind.BOT, "u-0")
 
 
 def test_memory_of_an_id_too_long_to_exist_stores_nothing():
@@ -539,5 +598,6 @@ def test_memory_of_an_id_too_long_to_exist_stores_nothing():
 
     memory.remember(5, force=True)
 
+    assert not memory.claim()
     assert memory.recall() is None
     assert StreamCursor.objects.count() == 0

@@ -45,15 +45,16 @@ class Subscription:
             return False
         return True
 
-    def ring_threadsafe(self) -> None:
-        # A closed loop means an abandoned subscription: nothing is left to wake.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.flag.set)
+
+def _ring_on_loop(subscriptions: list[Subscription]) -> None:
+    for subscription in subscriptions:
+        subscription.flag.set()
 
 
 class Broker:
     def __init__(self, redis_url: str = "") -> None:
-        self._subscriptions: set[Subscription] = set()
+        # Grouped by event loop: a ring wakes each loop once, whatever the number of its streams.
+        self._subscriptions: dict[asyncio.AbstractEventLoop, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._redis_url = redis_url
         self._origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -67,19 +68,24 @@ class Broker:
         """Register a doorbell for the calling event loop (call before the stream's first read)."""
         subscription = Subscription(asyncio.get_running_loop())
         with self._lock:
-            self._subscriptions.add(subscription)
+            self._subscriptions.setdefault(subscription.loop, set()).add(subscription)
         if self._redis_url:
             self._ensure_listener()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
-            self._subscriptions.discard(subscription)
+            on_loop = self._subscriptions.get(subscription.loop)
+            if on_loop is None:
+                return
+            on_loop.discard(subscription)
+            if not on_loop:
+                del self._subscriptions[subscription.loop]
 
     @property
     def subscriber_count(self) -> int:
         with self._lock:
-            return len(self._subscriptions)
+            return sum(len(on_loop) for on_loop in self._subscriptions.values())
 
     def ring(self, seq: int = 0) -> None:
         """Wake every local subscription and, with Redis, every other process. Thread-safe."""
@@ -90,9 +96,11 @@ class Broker:
     def ring_local(self) -> None:
         with self._lock:
             self.rings += 1
-            subscriptions = list(self._subscriptions)
-        for subscription in subscriptions:
-            subscription.ring_threadsafe()
+            by_loop = [(loop, list(on_loop)) for loop, on_loop in self._subscriptions.items()]
+        for loop, subscriptions in by_loop:
+            # A closed loop means abandoned subscriptions: nothing is left to wake.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_ring_on_loop, subscriptions)
 
     def _publish(self, seq: int) -> None:
         try:

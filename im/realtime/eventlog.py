@@ -150,7 +150,7 @@ def event_seq_of_message(*, stream: str, message_id: str) -> int | None:
     )
 
 
-def run_and_close(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _run_and_close(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     # Worker threads are pooled and outlive the stream: never leave a connection open in one.
     try:
         return fn(*args, **kwargs)
@@ -160,4 +160,4 @@ def run_and_close(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 async def in_db_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run database work off the event loop without pinning the request's thread-sensitive executor."""
-    return await sync_to_async(run_and_close, thread_sensitive=False)(fn, *args, **kwargs)
+    return await sync_to_async(_run_and_close, thread_sensitive=False)(fn, *args, **kwargs)

@@ -17,14 +17,13 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
 
+from csgclaw_site.db_threads import KeptConnectionThreads
 from csgclaw_site.http import clean_text
 from im.realtime.broker import broker
 from im.realtime.eventlog import (
@@ -34,7 +33,6 @@ from im.realtime.eventlog import (
     event_pruned_through,
     event_seq_of_message,
     in_db_thread,
-    run_and_close,
 )
 from im.realtime.tail import log_tail
 
@@ -61,9 +59,12 @@ class CursorMemory(Protocol):
     def recall(self) -> int | None:
         """The remembered seq when it is recent enough to resume from, else None ("now")."""
 
+    def claim(self) -> bool:
+        """On the event loop, before a progress write (after frames, on heartbeats): whether to make it.
+        The memory coalesces progress writes here, so a skipped one costs no trip to a database thread."""
+
     def remember(self, seq: int, *, force: bool) -> None:
-        """Record the stream's position. `force` on connect and at the end; otherwise (after delivered
-        frames and on heartbeats) the memory may coalesce writes."""
+        """Record the stream's position: `force` on connect and at the end, else after a `claim`."""
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,11 @@ def start_cursor(feed: Feed, requested: tuple[str | None, ...]) -> StartCursor:
 
 
 # Cursor memory writes get a thread of their own, so they never queue in front of the reads that deliver.
-_MEMORY_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csgclaw-cursor-memory")
+_memory_thread = KeptConnectionThreads("cursor-memory", workers=1)
 
 
 async def _remember(memory: CursorMemory, seq: int, *, force: bool) -> None:
-    remember = sync_to_async(run_and_close, thread_sensitive=False, executor=_MEMORY_EXECUTOR)
-    await remember(memory.remember, seq, force=force)
+    await _memory_thread.run(memory.remember, seq, force=force)
 
 
 class CursorWriter:
@@ -144,8 +144,8 @@ class CursorWriter:
         self._pending: asyncio.Task[None] | None = None
 
     def remember_soon(self, seq: int) -> None:
-        """After frames and heartbeats, in the background. While a write runs, calls are dropped: the
-        memory coalesces such calls anyway, and the next frame, heartbeat or `remember_now` records seq."""
+        """After frames and heartbeats, in the background, when the memory claims it. While a write
+        runs, calls are dropped: the next frame, heartbeat or `remember_now` records seq."""
         if self._memory is None:
             return
         if self._pending is not None:
@@ -153,7 +153,9 @@ class CursorWriter:
                 return
             # A failed write ends the stream, as a failed read does.
             self._pending.result()
-        self._pending = asyncio.ensure_future(_remember(self._memory, seq, force=False))
+            self._pending = None
+        if self._memory.claim():
+            self._pending = asyncio.ensure_future(_remember(self._memory, seq, force=False))
 
     async def remember_now(self, seq: int) -> None:
         """On connect and at the end: forced, after any write still running, so it lands last."""

@@ -16,6 +16,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from operator import attrgetter
 
+from csgclaw_site.db_threads import KeptConnectionThreads
 from im.realtime.broker import broker
 from im.realtime.eventlog import (
     EventSelection,
@@ -32,6 +33,10 @@ from im.realtime.eventlog import (
 # (a few times this many bytes as Python objects) when messages are large.
 WINDOW_ROWS = 1024
 WINDOW_CHARS = 4 * 1024 * 1024
+
+# Every wake-up of the process refreshes through this thread: its kept connection spares each refresh a
+# new one, and refreshes never queue behind the streams' own reads.
+_refresh_thread = KeptConnectionThreads("log-tail-read", workers=1)
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ class LogTail:
         started = asyncio.get_running_loop().time()
         after = self._high or 0
         try:
-            rows = await in_db_thread(event_rows_newest_after, after, limit=self._max_rows)
+            rows = await _refresh_thread.run(event_rows_newest_after, after, limit=self._max_rows)
         finally:
             self._refreshing = None
         self._extend(rows, after=after, complete=len(rows) < self._max_rows)

@@ -464,6 +464,9 @@ class RecordingMemory:
         self.calls.append(("recall",))
         return self.remembered
 
+    def claim(self) -> bool:
+        return True
+
     def remember(self, seq: int, *, force: bool) -> None:
         self.calls.append(("remember", seq, force))
 

@@ -579,6 +579,9 @@ class RecordingMemory:
     def recall(self) -> int | None:
         return self.remembered
 
+    def claim(self) -> bool:
+        return True
+
     def remember(self, seq: int, *, force: bool) -> None:
         self.seqs.append(seq)
 
