@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cache
 
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 
 from agents.models import Agent, AgentRole, AgentStatus
@@ -24,6 +26,7 @@ from csgclaw_site.config import (
 )
 from im.errors import Invalid, NotFound, Unavailable
 from im.identity import MANAGER_ID
+from im.selectors import is_lookup_id
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,16 @@ class LlmTarget:
     model: ResolvedModel
     request_timeout: float
     idle_timeout: float
+
+
+@dataclass(frozen=True)
+class AgentModelChoice:
+    """The stored fields of an agent that pick its model."""
+
+    profile: str
+    provider: str
+    model_id: str
+    reasoning_effort: str
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,7 @@ def llm_target_get(agent_id: str) -> LlmTarget:
     config.toml exists but cannot be loaded. The agent is looked up first: an unknown agent is 404 even
     while the config is broken.
     """
-    agent = agent_find(agent_id)
+    agent = _agent_model_choice(agent_id)
     if agent is None:
         raise NotFound(f'agent "{agent_id}" not found')
     config = _current_config()
@@ -59,6 +72,25 @@ def llm_target_get(agent_id: str) -> LlmTarget:
         raise NotFound(f'no llm profile could be resolved for agent "{agent_id}"')
     request_timeout, idle_timeout = llm_timeouts(config)
     return LlmTarget(model=model, request_timeout=request_timeout, idle_timeout=idle_timeout)
+
+
+def _agent_model_choice(agent_id: str) -> AgentModelChoice | None:
+    """One primary-key read, in plain SQL: it runs before every LLM call, and building the equivalent
+    ORM query cost more than half a millisecond of the bridge's budget of two (bench/llm_proxy.py)."""
+    if not is_lookup_id(agent_id):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_agent_model_choice_sql(), [agent_id])
+        row = cursor.fetchone()
+    return None if row is None else AgentModelChoice(*row)
+
+
+@cache
+def _agent_model_choice_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(Agent._meta.get_field(field.name).column) for field in fields(AgentModelChoice))
+    key = quote(Agent._meta.pk.column)
+    return f"SELECT {columns} FROM {quote(Agent._meta.db_table)} WHERE {key} = %s"
 
 
 def agent_api_token(agent_id: str) -> str | None:
@@ -91,7 +123,7 @@ def _current_config() -> Config:
         raise Unavailable(f"models config is unavailable: {exc}") from exc
 
 
-def _resolve_for_agent(agent: Agent, config: Config) -> ResolvedModel | None:
+def _resolve_for_agent(agent: AgentModelChoice, config: Config) -> ResolvedModel | None:
     """The stored profile, else a provider listing the stored model id, else the default selector."""
     if agent.profile.strip():
         resolved = _resolve_selector(config, agent.profile)
