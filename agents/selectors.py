@@ -10,7 +10,11 @@ from im.selectors import is_lookup_id
 def agent_find(agent_id: str) -> Agent | None:
     if not is_lookup_id(agent_id):
         return None
-    return Agent.objects.filter(pk=agent_id).first()
+    # get(), not first(): a primary-key lookup needs no ORDER BY.
+    try:
+        return Agent.objects.get(pk=agent_id)
+    except Agent.DoesNotExist:
+        return None
 
 
 def agent_get(agent_id: str) -> Agent:
