@@ -22,6 +22,7 @@ from csgclaw_site.config import (
     ModelResolutionError,
     ModelsConfigError,
     ProviderConfig,
+    base_urls,
 )
 
 CANONICAL_FILE = """\
@@ -870,7 +871,7 @@ def test_missing_model_flags(fields, flags):
 @pytest.fixture()
 def lan(monkeypatch, settings):
     settings.CSGCLAW_LISTEN_ADDR = ""
-    monkeypatch.setattr(cfgmod, "lan_ipv4", lambda: "10.0.0.8")
+    monkeypatch.setattr(base_urls, "lan_ipv4", lambda: "10.0.0.8")
 
 
 def server_config(**server) -> Config:
@@ -922,8 +923,8 @@ def test_serving_listen_addr_wins_over_config(lan, settings):
 
 def test_no_lan_address_gives_empty_base_and_a_warning(monkeypatch, settings, caplog):
     settings.CSGCLAW_LISTEN_ADDR = ""
-    monkeypatch.setattr(cfgmod, "lan_ipv4", lambda: "")
-    with caplog.at_level(logging.WARNING, logger=cfgmod.__name__):
+    monkeypatch.setattr(base_urls, "lan_ipv4", lambda: "")
+    with caplog.at_level(logging.WARNING, logger=base_urls.__name__):
         assert cfgmod.box_facing_base_url(cfgmod.default_config(), local_provider=False) == ""
     assert "advertise_base_url" in caplog.text
     assert cfgmod.llm_bridge_url("", "u-dev") == "/api/bots/u-dev/llm"
@@ -960,9 +961,9 @@ def test_llm_bridge_url():
     ],
 )
 def test_lan_ipv4(monkeypatch, udp, host_addresses, expected):
-    monkeypatch.setattr(cfgmod, "_udp_source_ipv4", lambda: udp)
+    monkeypatch.setattr(base_urls, "_udp_source_ipv4", lambda: udp)
     infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 0)) for address in host_addresses]
-    monkeypatch.setattr(cfgmod.socket, "getaddrinfo", lambda *args, **kwargs: infos)
+    monkeypatch.setattr(base_urls.socket, "getaddrinfo", lambda *args, **kwargs: infos)
     assert cfgmod.lan_ipv4() == expected
 
 

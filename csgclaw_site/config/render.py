@@ -1,0 +1,43 @@
+"""The effective config for the start-up log, with secrets masked (spec §8)."""
+
+from __future__ import annotations
+
+import tomlkit
+
+from csgclaw_site.config.layout import _DEFAULT_PATH, _entries
+from csgclaw_site.config.resolve import resolve_model
+from csgclaw_site.config.save import _ensure_table, _toml_value
+from csgclaw_site.config.types import Config, ModelResolutionError
+
+_SECRET_KEYS = frozenset({"access_token", "api_key", "app_secret"})
+
+
+def mask_secret(value: str) -> str:
+    """`sk-secret` → `sk*****et`: the first and last two characters of longer secrets, else all `*`."""
+    value = value.strip()
+    if len(value) <= 4:
+        return "*" * len(value)
+    return value[:2] + "*" * (len(value) - 4) + value[-2:]
+
+
+def render_effective_config(config: Config) -> str:
+    """The config as TOML for the start-up log: expanded values, defaults filled in, secrets masked."""
+    document = tomlkit.document()
+    for entry in _entries(config):
+        *parents, key = entry.path
+        value = entry.value
+        if entry.path == _DEFAULT_PATH and not value:
+            value = _derived_default(config)
+        if value == "" and entry.optional_default == "":
+            continue
+        if key in _SECRET_KEYS:
+            value = mask_secret(value)
+        _ensure_table(document, parents)[key] = _toml_value(value)
+    return document.as_string()
+
+
+def _derived_default(config: Config) -> str:
+    try:
+        return resolve_model(config).selector
+    except ModelResolutionError:
+        return ""
