@@ -2,7 +2,7 @@
 
 Import from `csgclaw_site.config`; the modules below split it by concept of config-and-commands.md:
 
-- types: defaults, errors and the dataclasses the other modules fill in
+- schema: defaults, errors and the dataclasses the other modules fill in
 - env: `$NAME` / `${NAME:-default}` expansion of string values (§4)
 - normalise: trimming, de-duplication and defaults, the same on load and save (§3)
 - layout: every key of the canonical file in order, shared by load, save and render (§3)
@@ -44,7 +44,7 @@ from csgclaw_site.config.resolve import (
     validate_models,
 )
 from csgclaw_site.config.save import GENERATED_HEADER, save_config
-from csgclaw_site.config.types import (
+from csgclaw_site.config.schema import (
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_BOXLITE_CLI_PATH,
     DEFAULT_DEBIAN_REGISTRIES,

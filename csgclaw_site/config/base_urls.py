@@ -8,7 +8,7 @@ import socket
 
 from django.conf import settings
 
-from csgclaw_site.config.types import DEFAULT_LISTEN_ADDR, DEFAULT_PORT, Config
+from csgclaw_site.config.schema import DEFAULT_LISTEN_ADDR, DEFAULT_PORT, Config
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from csgclaw_site.config.load import config_path, default_config, load_config
-from csgclaw_site.config.types import Config, ConfigError, ConfigNotFound
+from csgclaw_site.config.schema import Config, ConfigError, ConfigNotFound
 
 _cache_lock = threading.Lock()
 _cache: tuple[Path, tuple[int, int, int], Config] | None = None

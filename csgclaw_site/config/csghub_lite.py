@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from csgclaw_site.config.normalise import _unique
-from csgclaw_site.config.types import ConfigError, ProviderConfig
+from csgclaw_site.config.schema import ConfigError, ProviderConfig
 
 CSGHUB_LITE_PROVIDER = "csghub-lite"
 DEFAULT_CSGHUB_LITE_BASE_URL = "http://127.0.0.1:11435/v1"

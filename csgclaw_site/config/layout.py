@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from csgclaw_site.config.normalise import _normalise
 from csgclaw_site.config.resolve import canonical_selector
-from csgclaw_site.config.types import (
+from csgclaw_site.config.schema import (
     DEFAULT_DOCKER_PATH,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LOCAL_ISOLATION,

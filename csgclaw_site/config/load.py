@@ -13,7 +13,7 @@ from django.conf import settings
 from csgclaw_site.config.env import expand_env
 from csgclaw_site.config.layout import _DEFAULT_PATH, _entries
 from csgclaw_site.config.normalise import _normalise, _unique
-from csgclaw_site.config.types import (
+from csgclaw_site.config.schema import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT,
     BootstrapConfig,

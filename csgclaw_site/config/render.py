@@ -7,7 +7,7 @@ import tomlkit
 from csgclaw_site.config.layout import _DEFAULT_PATH, _entries
 from csgclaw_site.config.resolve import resolve_model
 from csgclaw_site.config.save import _ensure_table, _toml_value
-from csgclaw_site.config.types import Config, ModelResolutionError
+from csgclaw_site.config.schema import Config, ModelResolutionError
 
 _SECRET_KEYS = frozenset({"access_token", "api_key", "app_secret"})
 

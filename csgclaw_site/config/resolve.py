@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.conf import settings
 
 from csgclaw_site.config.normalise import _unique
-from csgclaw_site.config.types import (
+from csgclaw_site.config.schema import (
     LLM_API_PROVIDER_TYPE,
     Config,
     ModelResolutionError,
