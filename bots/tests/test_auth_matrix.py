@@ -212,3 +212,22 @@ async def test_head_and_options_are_not_served(asgi_stream, tokens, route: Route
     stream = await request(asgi_stream, method, route.path, f"Bearer {TOKEN}")
 
     assert stream.status == 405
+
+
+async def test_while_config_toml_is_broken_the_last_loaded_token_still_works(asgi_stream, tokens, settings):
+    path = f"/api/bots/{AGENT}/events"
+    assert (await request(asgi_stream, "GET", path, f"Bearer {TOKEN}")).status == 200
+    settings.CSGCLAW_CONFIG.write_text(CONFIG + "\n[server\n")
+
+    assert (await request(asgi_stream, "GET", path, f"Bearer {TOKEN}")).status == 200
+    await assert_refused(await request(asgi_stream, "GET", path, "Bearer your_access_token"))
+
+
+async def test_a_config_toml_broken_since_start_opens_nothing_but_agent_tokens(asgi_stream, tokens, settings):
+    path = f"/api/bots/{AGENT}/events"
+    settings.CSGCLAW_CONFIG.write_text("[server]\nno_auth = true\naccess_token = 'x'\n[models\n")
+    clear_config_cache()
+
+    for authorization in (None, "Bearer your_access_token", "Bearer x", f"Bearer {TOKEN}"):
+        await assert_refused(await request(asgi_stream, "GET", path, authorization))
+    assert (await request(asgi_stream, "GET", path, f"Bearer {tokens[AGENT]}")).status == 200

@@ -22,7 +22,12 @@ from csgclaw_site.config.base_urls import (
     lan_ipv4,
     llm_bridge_url,
 )
-from csgclaw_site.config.cache import clear_config_cache, get_config, get_config_or_default
+from csgclaw_site.config.cache import (
+    clear_config_cache,
+    get_config,
+    get_config_or_default,
+    last_loaded_config,
+)
 from csgclaw_site.config.csghub_lite import (
     CSGHUB_LITE_PORT,
     CSGHUB_LITE_PROVIDER,
@@ -121,6 +126,7 @@ __all__ = [
     "get_config_or_default",
     "is_csghub_lite",
     "lan_ipv4",
+    "last_loaded_config",
     "llm_bridge_url",
     "llm_timeouts",
     "load_config",

@@ -44,6 +44,14 @@ def get_config_or_default() -> tuple[Config, ConfigError | None]:
         return default_config(), exc
 
 
+def last_loaded_config() -> Config | None:
+    """The config last loaded from the current path, also after the file has since failed to load
+    (an edit in progress); None when none was loaded since the cache was last cleared."""
+    path = config_path()
+    with _cache_lock:
+        return _cache[2] if _cache is not None and _cache[0] == path else None
+
+
 def clear_config_cache() -> None:
     """Forget the cached config (tests rewrite files faster than the file system's mtime resolution)."""
     global _cache

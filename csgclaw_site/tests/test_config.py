@@ -713,6 +713,18 @@ def test_get_config_or_default(config_file):
     assert (config.models.default, error) == ("csghub-lite.Qwen/Qwen3-0.6B-GGUF", None)
 
 
+def test_last_loaded_config_outlives_a_broken_edit_but_not_a_path_change(config_file, settings, tmp_path):
+    assert cfgmod.last_loaded_config() is None
+    write(config_file, '[server]\naccess_token = "kept"\n')
+    loaded = cfgmod.get_config()
+    write(config_file, "[server\n")
+    assert cfgmod.get_config_or_default()[1] is not None
+
+    assert cfgmod.last_loaded_config() is loaded
+    settings.CSGCLAW_CONFIG = str(tmp_path / "other.toml")
+    assert cfgmod.last_loaded_config() is None
+
+
 # --- §6 selectors, resolution, validation ---------------------------------------------------------
 
 
