@@ -27,7 +27,12 @@ _wal_keepers_lock = threading.Lock()
 def _keep_wal_open(path: str) -> None:
     with _wal_keepers_lock:
         if path not in _wal_keepers:
-            _wal_keepers[path] = sqlite3.connect(path, check_same_thread=False)
+            keeper = sqlite3.connect(path, check_same_thread=False)
+            # SQLite opens the file (and attaches to the WAL) at the first read, not at connect: a keeper
+            # that never read would not count, and every request's close would checkpoint and delete the
+            # WAL (about 1.3 ms per request on this project's 2-core box).
+            keeper.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            _wal_keepers[path] = keeper
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
