@@ -13,64 +13,31 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, OutputWrapper
 
 from agents.models import AgentStatus
+from agents.onboarding import (
+    OnboardError,
+    apply_model_flags,
+    apply_server_flags,
+    model_flags_from,
+    sandbox_provider_from,
+)
+from agents.onboarding_prompts import ModelSettingsPrompts
 from agents.services import manager_ensure
 from csgclaw_site.config import (
-    CSGHUB_LITE_PROVIDER,
-    DEFAULT_CSGHUB_LITE_API_KEY,
-    DEFAULT_CSGHUB_LITE_BASE_URL,
     Config,
     ConfigError,
     ConfigNotFound,
-    ProviderConfig,
-    csghub_lite_unreachable_message,
     default_config,
-    discover_csghub_lite_models,
     load_config,
     save_config,
-    split_selector,
     validate_models,
 )
 from im import services as im_services
 
-CUSTOM_PROVIDER = "custom"
-KEEP_CURRENT = "keep current"
-# The provider a custom configuration goes to when there is no current default to take it from.
-NEW_PROVIDER_NAME = "default"
-SANDBOX_PROVIDERS = ("boxlite-cli", "boxlite-sdk", "csghub", "docker", "local")
 SKIPPED_BOX_DETAIL = "manager box was not created (--skip-manager-box)"
 # Reported instead of an agent status when the sandbox step did not run.
 BOX_SKIPPED = "skipped"
 # Pulling an image and booting a box can take minutes; a line every 10 s shows onboard is not stuck.
 PROGRESS_INTERVAL = 10
-
-FRESH_INTRO = f"""\
-No model provider is configured yet. Choose one:
-  1. csghub-lite  local models served by CSGHub-lite (default URL {DEFAULT_CSGHUB_LITE_BASE_URL});
-                  start it with `csghub-lite run <model>` or `csghub-lite serve`;
-                  the models are discovered from its /models endpoint
-  2. custom       any OpenAI-compatible API: base URL, API key and models"""
-
-
-class OnboardError(Exception):
-    """Aborts onboard; str() is printed to stderr as is and the exit status is 1."""
-
-
-@dataclass(frozen=True)
-class ModelFlags:
-    """The model flags of §9.1, validated; None means "not given"."""
-
-    provider: str | None
-    base_url: str | None
-    api_key: str | None
-    models: list[str] | None
-    reasoning_effort: str | None
-
-    @property
-    def given(self) -> bool:
-        return any(
-            value is not None
-            for value in (self.provider, self.base_url, self.api_key, self.models, self.reasoning_effort)
-        )
 
 
 @dataclass(frozen=True)
@@ -98,161 +65,6 @@ class OnboardResult:
     @property
     def message(self) -> str:
         return f"initialized config at {self.config_path}"
-
-
-def parse_list(text: str) -> list[str]:
-    """`a, b,,a` → `["a", "b"]`: trimmed, empties dropped, first occurrence wins."""
-    items: list[str] = []
-    for item in text.split(","):
-        item = item.strip()
-        if item and item not in items:
-            items.append(item)
-    return items
-
-
-def model_flags_from(options: dict[str, Any]) -> ModelFlags:
-    """The model flags, with --provider and --models checked (step 2)."""
-    provider = options["provider"]
-    if provider is not None:
-        provider = provider.strip().lower()
-        if provider not in (CSGHUB_LITE_PROVIDER, CUSTOM_PROVIDER):
-            raise OnboardError(
-                f'unsupported --provider "{options["provider"]}"; '
-                'supported values are "csghub-lite" and "custom"'
-            )
-    models = None
-    if options["models"] is not None:
-        models = parse_list(options["models"])
-        if not models:
-            raise OnboardError("--models must include at least one model identifier")
-    return ModelFlags(
-        provider=provider,
-        base_url=_stripped(options["base_url"]),
-        api_key=_stripped(options["api_key"]),
-        models=models,
-        reasoning_effort=_stripped(options["reasoning_effort"]),
-    )
-
-
-def sandbox_provider_from(options: dict[str, Any]) -> str | None:
-    value = options["sandbox_provider"]
-    if value is None:
-        return None
-    if value.strip().lower() not in SANDBOX_PROVIDERS:
-        raise OnboardError(
-            f'unsupported sandbox provider "{value}"; supported values are '
-            '"boxlite-cli", "boxlite-sdk", "csghub", "docker" or "local"'
-        )
-    return value.strip().lower()
-
-
-def _stripped(value: str | None) -> str | None:
-    return value.strip() if value is not None else None
-
-
-def current_provider_name(config: Config) -> str:
-    """The provider of the current default selector, else the only provider, else ""."""
-    providers = config.models.providers
-    if config.models.default:
-        return split_selector(config.models.default)[0]
-    if len(providers) == 1:
-        return next(iter(providers))
-    return ""
-
-
-def apply_custom_provider(
-    config: Config,
-    *,
-    base_url: str | None,
-    api_key: str | None,
-    models: list[str] | None,
-    reasoning_effort: str | None,
-) -> None:
-    """Overwrite only the given fields of the current default's provider (or a new `default` provider)."""
-    name = current_provider_name(config) or NEW_PROVIDER_NAME
-    provider = config.models.providers.setdefault(name, ProviderConfig(name=name))
-    if base_url is not None:
-        provider.base_url = base_url
-    if api_key is not None:
-        provider.api_key = api_key
-    if models is not None:
-        provider.models = models
-    if reasoning_effort is not None:
-        provider.reasoning_effort = reasoning_effort
-    if provider.models and (models is not None or not config.models.default):
-        config.models.default = f"{name}.{provider.models[0]}"
-
-
-def discover_models(base_url: str, api_key: str) -> list[str]:
-    try:
-        return discover_csghub_lite_models(base_url, api_key)
-    except ConfigError as exc:
-        raise OnboardError(csghub_lite_unreachable_message(base_url.strip().rstrip("/"), exc)) from exc
-
-
-def apply_csghub_lite(
-    config: Config,
-    *,
-    base_url: str,
-    api_key: str,
-    models: list[str],
-    reasoning_effort: str | None,
-    keep_default: bool,
-) -> None:
-    """Point the `csghub-lite` provider at `base_url`; it replaces a `default` provider left all empty."""
-    providers = config.models.providers
-    provider = providers.setdefault(CSGHUB_LITE_PROVIDER, ProviderConfig(name=CSGHUB_LITE_PROVIDER))
-    provider.base_url, provider.api_key, provider.models = base_url, api_key, models
-    if reasoning_effort is not None:
-        provider.reasoning_effort = reasoning_effort
-    placeholder = providers.get(NEW_PROVIDER_NAME)
-    if placeholder is not None and not (placeholder.base_url or placeholder.api_key or placeholder.models):
-        del providers[NEW_PROVIDER_NAME]
-    current_name, current_model = split_selector(config.models.default)
-    if not (keep_default and current_name == CSGHUB_LITE_PROVIDER and current_model in models):
-        config.models.default = f"{CSGHUB_LITE_PROVIDER}.{models[0]}"
-
-
-def apply_model_flags(config: Config, flags: ModelFlags) -> None:
-    """Step 3, non-interactive: the model flags decide."""
-    if flags.provider == CSGHUB_LITE_PROVIDER:
-        base_url = flags.base_url or DEFAULT_CSGHUB_LITE_BASE_URL
-        api_key = flags.api_key or DEFAULT_CSGHUB_LITE_API_KEY
-        apply_csghub_lite(
-            config,
-            base_url=base_url,
-            api_key=api_key,
-            models=flags.models or discover_models(base_url, api_key),
-            reasoning_effort=flags.reasoning_effort,
-            keep_default=True,
-        )
-    else:
-        apply_custom_provider(
-            config,
-            base_url=flags.base_url,
-            api_key=flags.api_key,
-            models=flags.models,
-            reasoning_effort=flags.reasoning_effort,
-        )
-
-
-def apply_server_flags(config: Config, options: dict[str, Any], sandbox_provider: str | None) -> None:
-    """Step 4: the flags outside [models]."""
-    if (options["manager_image"] or "").strip():
-        config.bootstrap.manager_image = options["manager_image"].strip()
-    registries = parse_list(options["debian_registries"] or "")
-    if registries:
-        config.sandbox.debian_registries = registries
-    if sandbox_provider is not None:
-        config.sandbox.provider = sandbox_provider
-    if options["listen_addr"] is not None:
-        config.server.listen_addr = options["listen_addr"]
-    if options["advertise_base_url"] is not None:
-        config.server.advertise_base_url = options["advertise_base_url"]
-    if options["access_token"] is not None:
-        config.server.access_token = options["access_token"]
-    if options["no_auth"] is not None:
-        config.server.no_auth = options["no_auth"]
 
 
 class BoxProgress:
@@ -329,7 +141,7 @@ class Command(BaseCommand):
         if flags.given:
             apply_model_flags(config, flags)
         elif self.prompting_allowed(options):
-            self.prompt_model_settings(config)
+            ModelSettingsPrompts(self.stdout).prompt_model_settings(config)
         apply_server_flags(config, options, sandbox_provider)
         validate_models(config)
         path = save_config(config)
@@ -396,9 +208,8 @@ class Command(BaseCommand):
         output["message"] = result.message
         return output
 
-    # --- interactive flow (§9.3) ----------------------------------------------------------------------
-
     def prompting_allowed(self, options: dict[str, Any]) -> bool:
+        """§9.3: prompt only when a person can answer and the output is not meant for a program."""
         return (
             not options["no_input"]
             and options["output"] == "table"
@@ -406,101 +217,3 @@ class Command(BaseCommand):
             and sys.stdin.isatty()
             and self.stdout.isatty()
         )
-
-    def ask(self, prompt: str) -> str:
-        """One line from stdin, trimmed; EOF is an empty answer."""
-        self.stdout.write(prompt, ending="")
-        self.stdout.flush()
-        return sys.stdin.readline().strip()
-
-    def ask_value(self, label: str, current: str, *, hint: str = "", prompt_label: str = "") -> str:
-        """`<label> [<hint>]: `; an empty answer keeps `current`, and one of the two is required."""
-        prompt_label = prompt_label or label
-        prompt = f"{prompt_label} [{hint or current}]: " if current else f"{prompt_label}: "
-        value = self.ask(prompt) or current
-        if not value:
-            raise OnboardError(f"{label} is required")
-        return value
-
-    def choose(self, prompt: str, options: tuple[str, ...]) -> str:
-        """A listed option by number or case-insensitive name; empty picks the first (the default)."""
-        answer = self.ask(prompt)
-        accepted = {str(number): option for number, option in enumerate(options, start=1)}
-        accepted.update({option: option for option in options})
-        if KEEP_CURRENT in options:
-            accepted["keep"] = KEEP_CURRENT
-        if not answer:
-            return options[0]
-        if answer.lower() in accepted:
-            return accepted[answer.lower()]
-        raise OnboardError(
-            f'unsupported provider selection "{answer}"; enter "csghub-lite", "custom", or a listed number'
-        )
-
-    def prompt_model_settings(self, config: Config) -> None:
-        current = config.models.providers.get(current_provider_name(config))
-        if current is None:
-            self.stdout.write(FRESH_INTRO)
-            choice = self.choose(
-                f"Provider [{CSGHUB_LITE_PROVIDER}]: ", (CSGHUB_LITE_PROVIDER, CUSTOM_PROVIDER)
-            )
-        else:
-            self.show_current(config, current)
-            choice = self.choose(
-                f"Provider [{KEEP_CURRENT}: {current.name}]: ",
-                (KEEP_CURRENT, CSGHUB_LITE_PROVIDER, CUSTOM_PROVIDER),
-            )
-        if choice == CSGHUB_LITE_PROVIDER:
-            self.prompt_csghub_lite(config)
-        elif choice == CUSTOM_PROVIDER:
-            self.prompt_custom(config)
-        else:
-            default = config.models.default or current.name
-            self.stdout.write(f'Keeping model provider "{current.name}" (default model {default}).')
-
-    def show_current(self, config: Config, provider: ProviderConfig) -> None:
-        # The API key is never shown, not even masked.
-        self.stdout.write(
-            "Current model settings:\n"
-            f"  Provider: {provider.name}\n"
-            f"  Base URL: {provider.base_url}\n"
-            f"  Models: {', '.join(provider.models)}\n"
-            f"  Default model: {config.models.default or '(not set)'}\n"
-            f"  Reasoning effort: {provider.reasoning_effort or '(not set)'}\n"
-            "Choose a model provider:\n"
-            f"  1. {KEEP_CURRENT}\n"
-            f"  2. {CSGHUB_LITE_PROVIDER}\n"
-            f"  3. {CUSTOM_PROVIDER}"
-        )
-
-    def prompt_csghub_lite(self, config: Config) -> None:
-        existing = config.models.providers.get(CSGHUB_LITE_PROVIDER)
-        current_url = (existing.base_url if existing is not None else "") or DEFAULT_CSGHUB_LITE_BASE_URL
-        base_url = self.ask_value("CSGHub-lite base URL", current_url).rstrip("/")
-        self.stdout.write(f"Checking CSGHub-lite models at {base_url}/models ...")
-        self.stdout.flush()
-        models = discover_models(base_url, DEFAULT_CSGHUB_LITE_API_KEY)
-        apply_csghub_lite(
-            config,
-            base_url=base_url,
-            api_key=DEFAULT_CSGHUB_LITE_API_KEY,
-            models=models,
-            reasoning_effort=None,
-            keep_default=False,
-        )
-        self.stdout.write(f"Found {len(models)} model(s): {', '.join(models)}")
-        self.stdout.write(f"Default model: {config.models.default}")
-
-    def prompt_custom(self, config: Config) -> None:
-        name = current_provider_name(config) or NEW_PROVIDER_NAME
-        provider = config.models.providers.get(name) or ProviderConfig(name=name)
-        base_url = self.ask_value("Base URL", provider.base_url)
-        api_key = self.ask_value("API key", provider.api_key, hint="keep existing")
-        answer = self.ask_value("Models", ",".join(provider.models), prompt_label="Models (comma-separated)")
-        models = parse_list(answer)
-        if not models:
-            raise OnboardError("Models is required")
-        apply_custom_provider(
-            config, base_url=base_url, api_key=api_key, models=models, reasoning_effort=None
-        )
-        self.stdout.write(f"Default model: {config.models.default}")
