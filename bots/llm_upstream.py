@@ -53,6 +53,9 @@ def completions_request(model: ResolvedModel, payload: bytes, *, stream: bool) -
     Built as a bare `httpx.Request` because `client.build_request()` would merge the client's default
     headers (`Connection`, httpx's `User-Agent`); httpx adds only `Host` and `Content-Length`.
     """
+    if not model.api_key.isascii():
+        # httpx would raise UnicodeEncodeError; Go's client (upstream) refuses such a header the same way.
+        raise httpx.LocalProtocolError('invalid header field value for "Authorization": not ASCII')
     headers = {
         "Authorization": f"Bearer {model.api_key}",
         "Content-Type": JSON_TYPE,

@@ -60,7 +60,7 @@ async def bot_events(request: HttpRequest, bot_id: str) -> HttpResponse:
     """`events` action of /api/bots/{bot_id}/ (path and bearer checks already passed in bots.views)."""
     if request.method != "GET":
         return method_not_allowed(request)
-    return event_stream_response(request, bot_feed(clean_text(bot_id)))
+    return event_stream_response(request, bot_feed(bot_id))
 
 
 # Exempt like every /api/ route: a POST must get the contract's 405, not a CSRF 403.

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from bots import llm, services
 from bots.auth import bearer_allowed
 from bots.streams import bot_events
-from csgclaw_site.http import error_response, method_not_allowed, not_found, parse_json_body
+from csgclaw_site.http import clean_text, error_response, method_not_allowed, not_found, parse_json_body
 
 BOTS_PREFIX = "/api/bots/"
 
@@ -68,6 +68,8 @@ async def bot_api(request: HttpRequest, rest: str = "") -> HttpResponse:
     if parsed is None or parsed[1] not in ACTIONS:
         return not_found(request)
     bot_id, action = parsed
+    # As for every path parameter (http-api.md §1.2): NUL and lone surrogates cannot reach the database.
+    bot_id = clean_text(bot_id)
     if not await bearer_allowed(request.headers.get("Authorization", ""), bot_id=bot_id):
         return error_response(request, 401, "unauthorized")
     return await ACTIONS[action](request, bot_id)

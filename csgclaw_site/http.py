@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 from django.views.decorators.csrf import csrf_exempt
@@ -78,6 +79,9 @@ def response_for_exception(request: HttpRequest, exc: BaseException) -> HttpResp
         return error_response(request, 405, METHOD_NOT_ALLOWED_TEXT)
     if isinstance(exc, (Http404, drf_exceptions.NotFound)):
         return error_response(request, 404, NOT_FOUND_TEXT)
+    if isinstance(exc, SuspiciousOperation):
+        # Django's own limits on what a request may carry: the client's fault, never a 500.
+        return error_response(request, 400, "bad request")
     logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return error_response(request, 500, "internal server error")
 

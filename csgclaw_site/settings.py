@@ -112,6 +112,9 @@ STATIC_ROOT = CSGCLAW_HOME / "static"
 
 # Bodies are read and limited by csgclaw_site.http (1 MiB, 10 MiB for the LLM proxy) with the spec's 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
+# Routes read only the parameters they know (the first value of each), so a long query string is no
+# reason to fail; Daphne already bounds the request line.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = None
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

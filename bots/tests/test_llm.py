@@ -357,6 +357,13 @@ async def test_unknown_agent_is_404_on_both_routes_even_with_a_bad_body():
     assert OVERHEAD_HEADER.lower() in chat.headers
 
 
+@pytest.mark.parametrize("path", MODELS_PATHS)
+async def test_nul_in_the_bot_id_becomes_the_replacement_character(path):
+    response = await call(path.replace(AGENT_ID, "u-a\x00b"), method="GET")
+
+    assert (response.status, response.text) == (404, 'agent "u-a\ufffdb" not found\n')
+
+
 async def test_an_over_long_bot_id_is_an_unknown_agent():
     long_id = "u-" + "x" * 200
 
@@ -793,6 +800,17 @@ async def test_a_real_connection_failure_is_502(agent, write_config):
 
     assert response.status == 502
     assert response.text.startswith("send upstream request: ")
+
+
+async def test_a_provider_key_that_cannot_be_a_header_is_502_and_never_sent(agent, provider, write_config):
+    write_config(provider_toml("remote", api_key="ключ"))
+
+    response = await call(CHAT, chat_body())
+
+    assert response.status == 502
+    header_error = 'invalid header field value for "Authorization": not ASCII'
+    assert response.text == f"send upstream request: {header_error}\n"
+    assert not provider.called
 
 
 async def test_a_provider_that_never_answers_is_504(agent, provider, settings):

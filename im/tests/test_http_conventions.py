@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.exceptions import SuspiciousOperation, TooManyFieldsSent
 from django.test import Client
 
-from csgclaw_site.http import ONE_MIB
+from csgclaw_site.http import ONE_MIB, response_for_exception
 from im import selectors
 from im.identity import ADMIN_ID
 from im.models import Message, Room
@@ -130,6 +131,22 @@ def test_query_values_are_trimmed_and_nul_becomes_replacement_character(client):
     assert client.get("/api/v1/messages", {"room_id": " room-q\x00 "}).status_code == 200
     assert client.get("/api/v1/messages", {"room_id": f"\t{seed_room().id} "}).status_code == 200
     assert room.pk == "room-q\ufffd"
+
+
+@pytest.mark.django_db
+def test_a_query_string_with_thousands_of_parameters_is_served(client):
+    extra = "&".join(f"p{number}=x" for number in range(3000))
+
+    response = client.get(f"/api/v1/messages?room_id={seed_room().id}&{extra}")
+
+    assert response.status_code == 200
+
+
+def test_a_request_django_finds_suspicious_is_a_400_not_a_500(rf):
+    for suspicious in (TooManyFieldsSent("too many"), SuspiciousOperation("odd")):
+        response = response_for_exception(rf.get("/api/v1/messages"), suspicious)
+
+        assert (response.status_code, response.content) == (400, b"bad request\n")
 
 
 # --- 405 --------------------------------------------------------------------------------------------
