@@ -16,6 +16,7 @@ from agents.models import NAME_MAX, Agent, AgentRole, AgentStatus
 from agents.selectors import agent_find
 from agents.serializers import AgentSerializer
 from bots.bindings import binding_upsert, bindings_delete_for_agent
+from bots.models import Bot, BotChannel
 from csgclaw_site.config import Config, ConfigError, ResolvedModel, resolve_model
 from im import events
 from im import services as im_services
@@ -68,6 +69,8 @@ def manager_ensure(*, config: Config, status: str = "", status_detail: str = "")
     """The manager agent row (`u-manager`) and its csgclaw bot binding; idempotent.
 
     Image and profile follow the current config; `status`/`status_detail`, when given, are recorded.
+    The binding is only created when missing: its name is the one a bot request gave it (http-api.md
+    §2.5, §7.2), `manager` only when this call creates it.
     """
     agent = Agent.objects.select_for_update().filter(pk=MANAGER_ID).first()
     before = AgentSerializer(agent).data if agent is not None else None
@@ -78,8 +81,15 @@ def manager_ensure(*, config: Config, status: str = "", status_detail: str = "")
     if status:
         agent.status, agent.status_detail = status, status_detail
     agent.save()
-    binding_upsert(
-        bot_id=MANAGER_ID, name=MANAGER_NAME, role=AgentRole.MANAGER, agent_id=MANAGER_ID, user_id=MANAGER_ID
+    Bot.objects.get_or_create(
+        channel=BotChannel.CSGCLAW,
+        bot_id=MANAGER_ID,
+        defaults={
+            "name": MANAGER_NAME,
+            "role": AgentRole.MANAGER,
+            "agent_id": MANAGER_ID,
+            "user_id": MANAGER_ID,
+        },
     )
     if AgentSerializer(agent).data != before:
         emit_agent_updated(agent)

@@ -312,6 +312,23 @@ def test_bootstrap_ensures_seed_manager_bot_and_box(config_file: Path, lifecycle
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_restart_keeps_the_name_the_manager_bot_was_created_with(
+    config_file: Path, lifecycle: FakeLifecycle, bootstrap, client
+):
+    """http-api.md §2.5: the manager bot's name is the one given at creation, not reset at every start."""
+    config_file.write_text(VALID_CONFIG)
+    bootstrap()
+    response = client.post(
+        "/api/v1/bots", {"name": "Boss", "role": "manager"}, content_type="application/json"
+    )
+    assert response.status_code == 201, response.content
+
+    assert bootstrap() == []
+
+    assert [(bot["id"], bot["name"]) for bot in client.get("/api/v1/bots").json()] == [(MANAGER_ID, "Boss")]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_bootstrap_without_config_warns_and_skips_the_manager(
     config_file: Path, lifecycle: FakeLifecycle, bootstrap
 ):

@@ -7,6 +7,7 @@ import pytest
 
 from agents import services
 from agents.models import Agent, AgentRole, AgentStatus
+from bots.bindings import binding_upsert
 from bots.models import Bot, BotChannel
 from csgclaw_site.config import DEFAULT_MANAGER_IMAGE, ProviderConfig
 from im import events
@@ -397,6 +398,36 @@ def test_manager_ensure_creates_the_manager_and_its_bot_once(agent_config):
     bot = Bot.objects.get(channel=BotChannel.CSGCLAW, bot_id=MANAGER_ID)
     assert (bot.name, bot.role, bot.agent_id, bot.user_id) == ("manager", "manager", MANAGER_ID, MANAGER_ID)
     assert Agent.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_manager_ensure_leaves_an_existing_manager_binding_as_it_is(agent_config):
+    services.manager_ensure(config=agent_config)
+    # What `POST /api/v1/bots {"name": "Boss", "role": "manager"}` stores (http-api.md §7.2).
+    binding_upsert(
+        bot_id=MANAGER_ID,
+        name="Boss",
+        role="manager",
+        agent_id=MANAGER_ID,
+        user_id=MANAGER_ID,
+        description="runs things",
+    )
+
+    services.manager_ensure(config=agent_config)
+
+    bot = Bot.objects.get(channel=BotChannel.CSGCLAW, bot_id=MANAGER_ID)
+    assert (bot.name, bot.description) == ("Boss", "runs things")
+
+
+@pytest.mark.django_db
+def test_manager_ensure_recreates_a_deleted_manager_binding_with_the_onboarding_name(agent_config):
+    services.manager_ensure(config=agent_config)
+    Bot.objects.all().delete()
+
+    services.manager_ensure(config=agent_config)
+
+    bot = Bot.objects.get(channel=BotChannel.CSGCLAW, bot_id=MANAGER_ID)
+    assert (bot.name, bot.role, bot.agent_id, bot.user_id) == ("manager", "manager", MANAGER_ID, MANAGER_ID)
 
 
 @pytest.mark.django_db
