@@ -226,7 +226,8 @@ def room_create(
     creator = selectors.user_find(creator_id)
     if creator is None:
         raise Invalid("creator not found")
-    listed = _clean_ids(member_ids or []) or _clean_ids(participant_ids or [])
+    # Chosen before blanks are skipped (http-api.md §6.3): `member_ids` of only blanks still wins.
+    listed = _clean_ids(member_ids or participant_ids or [])
     invitees = [user_id for user_id in listed if user_id != creator.id]
     known = selectors.existing_user_ids(invitees)
     unknown = next((user_id for user_id in invitees if user_id not in known), None)

@@ -213,6 +213,16 @@ def test_participant_ids_are_ignored_when_member_ids_are_given(client):
     assert post_json(client, "/api/v1/rooms", body).json()["members"] == [ADMIN_ID, "u-bob"]
 
 
+def test_member_ids_of_only_blanks_are_given_so_participant_ids_are_ignored(client):
+    """§6.3: the choice is made on the list as sent; its blanks are then skipped, leaving only the creator."""
+    body = {"title": "t", "creator_id": ADMIN_ID, "member_ids": [" ", ""], "participant_ids": ["u-bob"]}
+
+    response = post_json(client, "/api/v1/rooms", body)
+
+    assert response.status_code == 201
+    assert response.json()["members"] == [ADMIN_ID]
+
+
 def test_created_rooms_are_stored_with_members_in_order(client):
     body = {"title": "t", "creator_id": "u-carol", "member_ids": ["u-dan", "u-bob"]}
 
