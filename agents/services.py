@@ -161,8 +161,9 @@ def agent_status_record(
 
 
 WORKER_DESCRIPTION_MAX = 2000
-# Characters that cannot appear in an agent id: it becomes a path segment and a box label.
-_INVALID_ID_CHARS = re.compile(r"[/\s\x00-\x1f\x7f]")
+# Characters that cannot appear in an agent id: it becomes a path segment and a box label. The control
+# characters are all of Unicode category Cc: C0, DEL and C1.
+_INVALID_ID_CHARS = re.compile(r"[/\s\x00-\x1f\x7f-\x9f]")
 
 
 def _validate_new_worker(*, name: str, agent_id: str, description: str) -> str:

@@ -158,6 +158,10 @@ REJECTED = [
     ({"name": "Zed", "agent_id": "u-ze\u3000d"}, 'agent id "u-ze\u3000d" is invalid'),
     ({"name": "Zed", "agent_id": "u-\x01zed"}, 'agent id "u-\x01zed" is invalid'),
     ({"name": "Zed", "agent_id": "u-zed\x7f"}, 'agent id "u-zed\x7f" is invalid'),
+    # every control character (Unicode Cc), the C1 range U+0080–U+009F included
+    ({"name": "Zed", "agent_id": "u-zed\x80"}, 'agent id "u-zed\x80" is invalid'),
+    ({"name": "Zed", "agent_id": "u-z\x90ed"}, 'agent id "u-z\x90ed" is invalid'),
+    ({"name": "Zed", "agent_id": "u-\x9fzed"}, 'agent id "u-\x9fzed" is invalid'),
     ({"name": "Zed", "agent_id": "u-" + "z" * 127}, f'agent id "u-{"z" * 127}" is invalid'),
     ({"name": "Zed Smith"}, 'agent id "u-Zed Smith" is invalid'),
     ({"name": "Alice", "agent_id": "u-" + "z" * 127}, f'agent id "u-{"z" * 127}" is invalid'),
