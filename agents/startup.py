@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import OutputWrapper
+from django.core.management.base import CommandError, OutputWrapper
 from django.db import connections
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from csgclaw_site.config import (
     csghub_lite_unreachable_message,
     default_config,
     discover_csghub_lite_models,
+    effective_listen_addr,
     get_config,
     is_csghub_lite,
     render_effective_config,
@@ -54,6 +55,15 @@ def serving_config() -> tuple[Config, ConfigError | None]:
         return get_config(), None
     except ConfigError as exc:
         return default_config(), exc
+
+
+def serving_listen_addr(config: Config, addrport: str | None) -> str:
+    """The effective listen address (§7); an addrport nothing could bind stops the command with a one-line
+    error before it migrates or binds. The config's own listen_addr was checked when it loaded."""
+    try:
+        return effective_listen_addr(config, addrport)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def listen_addr_export(listen_addr: str) -> None:

@@ -368,6 +368,45 @@ def test_csghub_lite_unreachable_aborts_and_writes_nothing(home: Path, respx_moc
     assert list(home.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "base", "error"),
+    [
+        (
+            ("--api-key", "ключ"),
+            "http://127.0.0.1:11435/v1",
+            "request models from http://127.0.0.1:11435/v1: "
+            "the API key must be printable ASCII for an Authorization header",
+        ),
+        (
+            ("--base-url", "http://h:abc/v1/"),
+            "http://h:abc/v1",
+            "request models from http://h:abc/v1: Invalid port: 'abc'",
+        ),
+    ],
+)
+def test_csghub_lite_with_a_bad_key_or_url_aborts_and_writes_nothing(
+    home: Path, respx_mock, args, base, error
+):
+    stderr = onboard_fails("--provider", "csghub-lite", *args)
+
+    assert stderr == f"csghub-lite is not reachable at {base} ({error}); {CSGHUB_LITE_ADVICE}\n"
+    assert list(home.iterdir()) == []
+    assert not respx_mock.calls
+
+
+@pytest.mark.django_db
+def test_custom_provider_values_are_stored_as_given_and_never_probed(
+    config_file: Path, manager_box: FakeManagerBox, respx_mock
+):
+    # §9.4: only csghub-lite is probed; a custom provider's key and URL are first used by the LLM proxy.
+    onboard("--base-url", "http://h:abc/v1", "--api-key", "ключ", "--models", "m", "--skip-manager-box")
+
+    text = config_file.read_text(encoding="utf-8")
+    assert 'base_url = "http://h:abc/v1"' in text.splitlines()
+    assert 'api_key = "ключ"' in text.splitlines()
+    assert not respx_mock.calls
+
+
 # --- failures write nothing ------------------------------------------------------------------------
 # These tests have no database access: pytest-django fails any query, so they also prove that onboard
 # does not open the database before the config is valid and saved.
@@ -425,6 +464,10 @@ def test_invalid_models_leave_the_config_untouched(config_file: Path):
         (
             ("--base-url", "u", "--api-key", "k", "--models", " , "),
             "--models must include at least one model identifier",
+        ),
+        (
+            ("--base-url", "u", "--api-key", "k", "--models", "m", "--listen-addr", "127.0.0.1:99999"),
+            'invalid listen address "127.0.0.1:99999": the port must be a number from 1 to 65535',
         ),
     ],
 )

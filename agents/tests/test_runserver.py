@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -230,6 +231,64 @@ def test_serve_without_config_keeps_the_default_host_for_a_bare_port(start_serve
     assert row_count(server.home, "im_user") == 2
     assert server.stop(signal.SIGINT) == 0
     assert "csgclaw.bootstrap" not in server.stderr
+
+
+BAD_PORT = "the port must be a number from 1 to 65535"
+
+
+@pytest.mark.live
+@pytest.mark.timeout(LIVE_TIMEOUT)
+@pytest.mark.parametrize("command", ["runserver", "serve"])
+@pytest.mark.parametrize("addrport", ["127.0.0.1:99999", "localhost:0"])
+def test_an_unbindable_addrport_fails_in_one_line_before_migrating(start_server, command, addrport):
+    server = start_server(command, addrport)
+
+    assert server.process.wait(STARTUP_SECONDS) == 1
+    assert server.stderr == f'CommandError: invalid listen address "{addrport}": {BAD_PORT}\n'
+    assert server.stdout == ""
+    assert row_count(server.home, "django_migrations") == 0
+
+
+@pytest.mark.live
+@pytest.mark.timeout(LIVE_TIMEOUT)
+@pytest.mark.parametrize("command", [("serve",), ("runserver", "--noreload")])
+def test_a_bad_listen_addr_in_the_config_is_a_warning_and_the_defaults_are_served(start_server, command):
+    port = free_port()
+    server = start_server(
+        *command,
+        str(port),
+        "--no-bootstrap",
+        config=config_text(listen_addr="127.0.0.1:abc", csghub_lite_base="http://llm.example.test/v1"),
+    )
+
+    server.wait_healthy(port)
+    assert (
+        'WARNING csgclaw.server: parse server.listen_addr: invalid listen address "127.0.0.1:abc": '
+        f"{BAD_PORT}; serving with the default configuration\n"
+    ) in server.stderr
+    assert 'listen_addr = "0.0.0.0:18080"' in server.stdout
+    assert server.stop() == 0
+    assert "Traceback" not in server.stderr
+
+
+def test_a_bad_listen_addr_in_the_config_falls_back_to_the_default_one(config_file: Path):
+    config_file.write_text('[server]\nlisten_addr = "127.0.0.1:99999"\n')
+
+    config, config_error = startup.serving_config()
+
+    assert str(config_error) == (
+        f'parse server.listen_addr: invalid listen address "127.0.0.1:99999": {BAD_PORT}'
+    )
+    assert startup.serving_listen_addr(config, None) == "0.0.0.0:18080"
+
+
+def test_an_unbindable_addrport_is_a_command_error(config_file: Path):
+    config, _ = startup.serving_config()
+
+    with pytest.raises(CommandError) as info:
+        startup.serving_listen_addr(config, "127.0.0.1:8080x")
+
+    assert str(info.value) == f'invalid listen address "127.0.0.1:8080x": {BAD_PORT}'
 
 
 # --- the start-up bootstrap, in-process ----------------------------------------------------------------

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 
 from django.conf import settings
 
-from csgclaw_site.config.schema import DEFAULT_LISTEN_ADDR, DEFAULT_PORT, Config
+from csgclaw_site.config.schema import DEFAULT_LISTEN_ADDR, DEFAULT_PORT, Config, ConfigError
 
 logger = logging.getLogger(__name__)
 
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+_MAX_PORT = 65535
+# Underscores are allowed: container runtimes resolve service names such as `csgclaw_server`.
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+_BAD_PORT = f"the port must be a number from 1 to {_MAX_PORT}"
+_BAD_HOST = "the host must be empty, an IPv4 address, [an IPv6 address] or a hostname"
 
 
 def effective_listen_addr(config: Config, addrport: str | None = None) -> str:
     """The bind address: runserver/serve's addrport, else [server].listen_addr; IPv6 hosts in brackets.
 
     A bare port (`runserver 9000`) keeps the configured host, so boxes can still reach the server.
+    Raises ConfigError for an address nothing could bind (see _normalise_listen_addr).
     """
     addrport = (addrport or "").strip()
     if addrport.isdigit():
         host, _ = _split_host_port(_normalise_listen_addr(config.server.listen_addr))
-        return _join_host_port(host, addrport)
+        return _normalise_listen_addr(_join_host_port(host, addrport))
     return _normalise_listen_addr(addrport or config.server.listen_addr)
 
 
@@ -108,17 +115,39 @@ def _serving_listen_addr(config: Config, listen_addr: str | None) -> str:
 
 
 def _normalise_listen_addr(addr: str) -> str:
-    """`host:port` with an empty or missing port filled in (`0.0.0.0:` → `0.0.0.0:18080`)."""
+    """`host:port` with an empty or missing port filled in (`0.0.0.0:` → `0.0.0.0:18080`).
+
+    Raises ConfigError for a port outside 1–65535 or a malformed host, so that load, save and the
+    command line report it, rather than the server when it binds, after migrating.
+    """
     addr = addr.strip()
     if not addr:
         return DEFAULT_LISTEN_ADDR
-    return _join_host_port(*_split_host_port(addr))
+    host, port = _split_host_port(addr)
+    if not _is_listen_host(host):
+        raise ConfigError(f'invalid listen address "{addr}": {_BAD_HOST}')
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= _MAX_PORT):
+        raise ConfigError(f'invalid listen address "{addr}": {_BAD_PORT}')
+    return _join_host_port(host, port)
+
+
+def _is_listen_host(host: str) -> bool:
+    """Empty (every interface), an IP address or a hostname of dot-separated labels."""
+    if not host:
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        labels = host.removesuffix(".").split(".")
+        return len(host) <= 253 and all(_HOSTNAME_LABEL.fullmatch(label) for label in labels)
 
 
 def _split_host_port(addr: str) -> tuple[str, str]:
-    if addr.startswith("[") and "]" in addr:
-        host, _, rest = addr[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
+    host, closing_bracket, rest = addr[1:].partition("]")
+    # Anything but `:port` after `[host]` leaves the brackets in the host, which then fails validation.
+    if addr.startswith("[") and closing_bracket and rest[:1] in ("", ":"):
+        port = rest[1:]
     elif addr.count(":") == 1:
         host, _, port = addr.partition(":")
     else:

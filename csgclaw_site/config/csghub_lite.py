@@ -20,10 +20,18 @@ def discover_csghub_lite_models(
 ) -> list[str]:
     """The model ids csghub-lite serves (`GET <base>/models`), trimmed and de-duplicated in order."""
     base = base_url.strip().rstrip("/")
-    headers = {"Authorization": f"Bearer {api_key.strip()}"} if api_key.strip() else {}
+    api_key = api_key.strip()
+    # httpx cannot send such a key: UnicodeEncodeError for non-ASCII, and for control characters an error
+    # whose message quotes the whole key.
+    if not (api_key.isascii() and api_key.isprintable()):
+        raise ConfigError(
+            f"request models from {base}: the API key must be printable ASCII for an Authorization header"
+        )
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         response = httpx.get(f"{base}/models", headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
+    # An unparsable base URL is no HTTPError: InvalidURL, or a UnicodeError (a ValueError) from IDNA.
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         raise ConfigError(f"request models from {base}: {exc}") from exc
     if not response.is_success:
         raise ConfigError(f"request models from {base}: status {response.status_code}")

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
+from csgclaw_site.config.base_urls import _normalise_listen_addr
 from csgclaw_site.config.env import expand_env
 from csgclaw_site.config.layout import _DEFAULT_PATH, _entries
 from csgclaw_site.config.normalise import _normalise, _unique
@@ -90,7 +91,7 @@ def _config_from_toml(root: _Section) -> Config:
     models = root.table("models")
     config = Config(
         server=ServerConfig(
-            listen_addr=server.string("listen_addr"),
+            listen_addr=server.listen_addr("listen_addr"),
             advertise_base_url=server.string("advertise_base_url"),
             access_token=server.string("access_token"),
             no_auth=server.boolean("no_auth"),
@@ -187,6 +188,13 @@ class _Section:
         if parsed is None:
             raise self._error(key, f'invalid boolean "{text}"')
         return parsed
+
+    def listen_addr(self, key: str) -> str:
+        text = self.string(key)
+        try:
+            return _normalise_listen_addr(text)
+        except ConfigError as exc:
+            raise self._error(key, str(exc)) from None
 
     def number(self, key: str, default: float) -> float:
         value = self.data.get(key, default)

@@ -275,11 +275,38 @@ def test_no_auth_invalid_string(tmp_path, value):
         ("[::]", "[::]:18080"),
         ("::", "[::]:18080"),
         ("[::1]:9000", "[::1]:9000"),
+        ("localhost:1", "localhost:1"),
+        ("csgclaw_server.internal:65535", "csgclaw_server.internal:65535"),
     ],
 )
 def test_listen_addr_normalisation(tmp_path, monkeypatch, value, expected):
     monkeypatch.delenv("CSGCLAW_TEST_UNSET", raising=False)
     assert load_text(tmp_path, f'[server]\nlisten_addr = "{value}"\n').server.listen_addr == expected
+
+
+BAD_PORT = "the port must be a number from 1 to 65535"
+BAD_HOST = "the host must be empty, an IPv4 address, [an IPv6 address] or a hostname"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("127.0.0.1:abc", BAD_PORT),
+        ("127.0.0.1:99999", BAD_PORT),
+        ("127.0.0.1:0", BAD_PORT),
+        (":-1", BAD_PORT),
+        ("127.0.0.1:１８０８０", BAD_PORT),
+        ("[::1]:abc", BAD_PORT),
+        ("local host:9000", BAD_HOST),
+        ("-localhost:9000", BAD_HOST),
+        ("[::1]x:9000", BAD_HOST),
+        ("[::1:9000", BAD_HOST),
+    ],
+)
+def test_invalid_listen_addr_is_a_load_error(tmp_path, value, problem):
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, f'[server]\nlisten_addr = "{value}"\n')
+    assert str(info.value) == f'parse server.listen_addr: invalid listen address "{value}": {problem}'
 
 
 def test_empty_file_loads_defaults(tmp_path):
@@ -957,6 +984,23 @@ def test_effective_listen_addr(listen_addr, addrport, expected):
     assert cfgmod.effective_listen_addr(server_config(listen_addr=listen_addr), addrport) == expected
 
 
+@pytest.mark.parametrize(
+    ("addrport", "message"),
+    [
+        ("127.0.0.1:99999", f'invalid listen address "127.0.0.1:99999": {BAD_PORT}'),
+        ("127.0.0.1:abc", f'invalid listen address "127.0.0.1:abc": {BAD_PORT}'),
+        # A bare port keeps the configured host, and the message shows the address it would have bound.
+        ("99999", f'invalid listen address "0.0.0.0:99999": {BAD_PORT}'),
+        ("0", f'invalid listen address "0.0.0.0:0": {BAD_PORT}'),
+        ("bad host:80", f'invalid listen address "bad host:80": {BAD_HOST}'),
+    ],
+)
+def test_effective_listen_addr_rejects_an_unbindable_addrport(addrport, message):
+    with pytest.raises(ConfigError) as info:
+        cfgmod.effective_listen_addr(server_config(listen_addr="0.0.0.0:18080"), addrport)
+    assert str(info.value) == message
+
+
 def test_llm_bridge_url():
     assert (
         cfgmod.llm_bridge_url("http://10.0.0.8:18080", "u-dev") == "http://10.0.0.8:18080/api/bots/u-dev/llm"
@@ -1066,6 +1110,41 @@ def test_discovery_connection_error():
     with pytest.raises(ConfigError) as info:
         cfgmod.discover_csghub_lite_models(LITE)
     assert str(info.value) == f"request models from {LITE}: connection refused"
+
+
+@respx.mock
+def test_discovery_of_a_key_no_header_can_carry_sends_nothing():
+    with pytest.raises(ConfigError) as info:
+        cfgmod.discover_csghub_lite_models(LITE, api_key="ключ")
+    assert str(info.value) == (
+        f"request models from {LITE}: the API key must be printable ASCII for an Authorization header"
+    )
+    assert not respx.calls
+
+
+@respx.mock
+def test_discovery_of_a_key_with_control_characters_never_echoes_it():
+    # h11 would reject the header with a message quoting it, key and all.
+    with pytest.raises(ConfigError) as info:
+        cfgmod.discover_csghub_lite_models(LITE, api_key="sk-secret\nX-Injected: 1")
+    assert "sk-secret" not in str(info.value)
+    assert not respx.calls
+
+
+@pytest.mark.parametrize(
+    ("base_url", "error"),
+    [
+        ("http://h:abc/v1", "Invalid port: 'abc'"),
+        ("http://[::1/v1", "Invalid port: ':1'"),
+        ("http://a..b:1/v1", "label empty or too long"),
+    ],
+)
+def test_discovery_of_an_unparsable_base_url(base_url, error):
+    # Not mocked: each URL fails before a connection is attempted, the last one only in the transport.
+    with pytest.raises(ConfigError) as info:
+        cfgmod.discover_csghub_lite_models(base_url)
+    assert str(info.value).startswith(f"request models from {base_url}: ")
+    assert error in str(info.value)
 
 
 @respx.mock

@@ -9,7 +9,6 @@ from daphne.management.commands.runserver import Command as DaphneRunserverComma
 from daphne.server import Server
 
 from agents import startup
-from csgclaw_site.config import effective_listen_addr
 
 
 class Command(DaphneRunserverCommand):
@@ -29,7 +28,7 @@ class Command(DaphneRunserverCommand):
     def handle(self, *args, **options):
         # Runs in the autoreloader's parent and again in its child; only inner_run is the serving process.
         self.config, self.config_error = startup.serving_config()
-        self.listen_addr = effective_listen_addr(self.config, options["addrport"])
+        self.listen_addr = startup.serving_listen_addr(self.config, options["addrport"])
         startup.listen_addr_export(self.listen_addr)
         host, port = startup.bind_address(self.listen_addr)
         options["addrport"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -11,7 +11,6 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.management.base import BaseCommand
 
 from agents import startup
-from csgclaw_site.config import effective_listen_addr
 
 
 class Command(BaseCommand):
@@ -32,7 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport: str | None, no_bootstrap: bool, **options):
         config, config_error = startup.serving_config()
-        listen_addr = effective_listen_addr(config, addrport)
+        listen_addr = startup.serving_listen_addr(config, addrport)
         startup.listen_addr_export(listen_addr)
         startup.serving_prepare(
             config=config, config_error=config_error, listen_addr=listen_addr, stdout=self.stdout
