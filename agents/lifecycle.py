@@ -416,6 +416,11 @@ def _live_state(config: Config, agent: Agent) -> tuple[str, str, str | None]:
             return info.state, info.detail, info.id
     except SandboxError as exc:
         return AgentStatus.UNKNOWN, str(exc), None
+    except Exception as exc:
+        # A provider broke its contract (sandbox.md §2: only SandboxError); listing agents must still
+        # work, so the agent shows as unknown and the traceback goes to the log.
+        logger.exception("status of agent %s: provider %s failed", agent.id, type(exc).__name__)
+        return AgentStatus.UNKNOWN, f"{type(exc).__name__}: {exc}", None
 
 
 def agents_status_refresh(agents: list[Agent]) -> list[Agent]:

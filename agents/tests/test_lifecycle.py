@@ -40,6 +40,13 @@ class HangingProvider(FakeProvider):
         return super().open(home_dir)
 
 
+class ContractBreakingProvider(FakeProvider):
+    """A provider (a third-party one, say) that raises something other than a SandboxError."""
+
+    def open(self, home_dir):
+        raise KeyError("spec")
+
+
 # --- provision (§8.2) -------------------------------------------------------------------------------------
 
 
@@ -318,6 +325,17 @@ def test_refresh_reports_a_provider_error_as_unknown_with_its_text(fail_sandbox)
     [agent] = lifecycle.agents_status_refresh([reload()])
 
     assert (agent.status, agent.status_detail) == ("unknown", "fake sandbox: info failed")
+
+
+@pytest.mark.django_db
+def test_refresh_reports_a_provider_that_breaks_its_contract_as_unknown(settings, caplog):
+    make_worker(status=AgentStatus.RUNNING)
+    settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = f"{__name__}.ContractBreakingProvider"
+
+    [agent] = lifecycle.agents_status_refresh([reload()])
+
+    assert (agent.status, agent.status_detail) == ("unknown", "KeyError: 'spec'")
+    assert "status of agent u-alice: provider KeyError failed" in caplog.text
 
 
 @pytest.mark.django_db
