@@ -466,6 +466,11 @@ def test_invalid_models_leave_the_config_untouched(config_file: Path):
             "--models must include at least one model identifier",
         ),
         (
+            # The byte 0xff on a UTF-8 command line, as Python decodes it (PEP 383).
+            ("--base-url", "http://\udcff/v1", "--api-key", "k", "--models", "m"),
+            "write config: a value is not valid UTF-8 text",
+        ),
+        (
             ("--base-url", "u", "--api-key", "k", "--models", "m", "--listen-addr", "127.0.0.1:99999"),
             'invalid listen address "127.0.0.1:99999": the port must be a number from 1 to 65535',
         ),

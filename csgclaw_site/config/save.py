@@ -147,14 +147,19 @@ def _drop_tables(document: tomlkit.TOMLDocument, keys: tuple[str, ...], *, keep:
 
 def _write_atomic(path: Path, text: str) -> None:
     try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Command-line and terminal bytes that are not UTF-8 reach Python as lone surrogates (PEP 383).
+        raise ConfigError("write config: a value is not valid UTF-8 text") from None
+    try:
         if not path.parent.exists():
             path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             path.parent.chmod(0o755)
         fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             # mkstemp creates the file with mode 0600, which is the mode config.toml must have.
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp_name, path)
