@@ -7,7 +7,8 @@ import posixpath
 import re
 import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -188,7 +189,7 @@ def sandbox_record(response: httpx.Response, op: str) -> dict[str, Any]:
     """The sandbox object of a response, which the service sometimes wraps in `{"data": …}`."""
     try:
         payload = response.json()
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than the parser goes
         raise SandboxError(f"{op}: unexpected response (not JSON): {snippet(response.text)}") from error
     if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
         payload = payload["data"]
@@ -216,12 +217,29 @@ def unauthorized(op: str, response: httpx.Response) -> SandboxError:
     )
 
 
+@contextmanager
+def service_call(op: str) -> Iterator[None]:
+    """httpx failures as the provider's errors, named after the operation.
+
+    An unreachable service is SandboxUnavailable. A request httpx cannot build or send at all (a URL it
+    cannot parse, a host or header value it cannot encode) is a plain SandboxError: waiting cannot repair
+    it, so the readiness loops, which keep retrying SandboxUnavailable, give up at once.
+    """
+    try:
+        yield
+    except httpx.HTTPError as error:
+        raise SandboxUnavailable(f"{op}: {error}") from error
+    except (httpx.InvalidURL, ValueError) as error:
+        raise SandboxError(f"{op}: {error}") from error
+
+
 class CsghubRuntime:
     def __init__(self, settings: CsghubSettings) -> None:
         self.settings = settings
-        self.client = httpx.Client(
-            headers={"Authorization": f"Bearer {settings.user_token}"}, timeout=LIFECYCLE_TIMEOUT
-        )
+        # Sent with each request rather than set on the client: a token httpx cannot encode then fails
+        # that request, inside service_call, instead of the constructor.
+        self.headers = {"Authorization": f"Bearer {settings.user_token}"}
+        self.client = httpx.Client(timeout=LIFECYCLE_TIMEOUT)
 
     def sandbox_name(self, name: str) -> str:
         prefix = self.settings.name_prefix
@@ -241,10 +259,8 @@ class CsghubRuntime:
         self, op: str, method: str, url: str, *, timeout: float = LIFECYCLE_TIMEOUT, **kwargs: Any
     ) -> httpx.Response:
         """One HTTP call; credentials the service refuses abort at once, whatever the caller is doing."""
-        try:
-            response = self.client.request(method, url, timeout=timeout, **kwargs)
-        except httpx.HTTPError as error:
-            raise SandboxUnavailable(f"{op}: {error}") from error
+        with service_call(op):
+            response = self.client.request(method, url, headers=self.headers, timeout=timeout, **kwargs)
         if response.status_code in (401, 403):
             raise unauthorized(op, response)
         return response
@@ -447,28 +463,29 @@ class CsghubBox(TailLogsMixin):
         """Output streams back line by line; the service has no exit codes, so an `ERROR:` line means 1."""
         op = "run csghub command"
         exit_code = 0
-        try:
-            with self.runtime.client.stream(
+        with (
+            service_call(op),
+            self.runtime.client.stream(
                 "POST",
                 self.runtime.gateway_url(self.name, "execute"),
+                headers=self.runtime.headers,
                 params={"port": RUNTIME_PORT},
                 json={"command": shlex.join(argv)},
                 timeout=timeout or EXEC_TIMEOUT,
-            ) as response:
-                if response.status_code in (401, 403):
-                    response.read()
-                    raise unauthorized(op, response)
-                if response.status_code == 404:
-                    raise BoxNotFound(f"{op}: sandbox not found: {self.name}")
-                if not response.is_success:
-                    response.read()
-                    raise http_failure(op, response)
-                for line in response.iter_lines():
-                    stdout.write(line.encode("utf-8") + b"\n")
-                    if line.startswith("ERROR:"):
-                        exit_code = 1
-        except httpx.HTTPError as error:
-            raise SandboxUnavailable(f"{op}: {error}") from error
+            ) as response,
+        ):
+            if response.status_code in (401, 403):
+                response.read()
+                raise unauthorized(op, response)
+            if response.status_code == 404:
+                raise BoxNotFound(f"{op}: sandbox not found: {self.name}")
+            if not response.is_success:
+                response.read()
+                raise http_failure(op, response)
+            for line in response.iter_lines():
+                stdout.write(line.encode("utf-8") + b"\n")
+                if line.startswith("ERROR:"):
+                    exit_code = 1
         return exit_code
 
     def close(self) -> None:

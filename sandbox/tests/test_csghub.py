@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +14,13 @@ import pytest
 import respx
 
 from sandbox.providers.base import BoxNotFound, BoxSpec, Mount, SandboxError, SandboxUnavailable
-from sandbox.providers.csghub import CsghubProvider, CsghubRuntime, CsghubSettings, parse_duration
+from sandbox.providers.csghub import (
+    CsghubBox,
+    CsghubProvider,
+    CsghubRuntime,
+    CsghubSettings,
+    parse_duration,
+)
 from sandbox.tests.factories import IMAGE, agent_spec, sandbox_config
 
 pytestmark = pytest.mark.timeout(10)
@@ -376,6 +382,78 @@ def test_unreachable_service_is_unavailable(hub: respx.MockRouter, runtime: Csgh
     hub.get(f"{SANDBOXES}/alice").mock(side_effect=httpx.ConnectError("connection refused"))
 
     with pytest.raises(SandboxUnavailable, match=r"^get csghub sandbox: connection refused$"):
+        runtime.get("alice")
+
+
+# Every way the provider reaches the service, with the operation name its errors start with.
+SERVICE_CALLS = [
+    pytest.param("create csghub sandbox", lambda runtime: runtime.create(pvc_spec()), id="create"),
+    pytest.param("get csghub sandbox", lambda runtime: runtime.get("alice"), id="get"),
+    pytest.param("remove csghub sandbox", lambda runtime: runtime.remove("alice"), id="remove"),
+    pytest.param("get csghub sandbox", lambda runtime: CsghubBox(runtime, "alice").start(), id="start"),
+    pytest.param("stop csghub sandbox", lambda runtime: CsghubBox(runtime, "alice").stop(), id="stop"),
+    pytest.param("get csghub sandbox", lambda runtime: CsghubBox(runtime, "alice").info(), id="info"),
+    pytest.param("run csghub command", lambda runtime: CsghubBox(runtime, "alice").logs(5), id="exec"),
+]
+
+
+@pytest.mark.parametrize(("op", "call"), SERVICE_CALLS)
+def test_a_base_url_httpx_cannot_parse_is_a_sandbox_error(
+    op: str, call: Callable[[CsghubRuntime], object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CSGHUB_API_BASE_URL", "http://[::1")
+    monkeypatch.setenv("CSGHUB_USER_TOKEN", "t")
+    monkeypatch.delenv("CSGHUB_AIGATEWAY_URL", raising=False)
+    runtime = CsghubProvider(sandbox_config(provider="csghub")).open(tmp_path)
+
+    with pytest.raises(SandboxError) as raised:
+        call(runtime)
+
+    # Not SandboxUnavailable: waiting cannot repair a URL, so no readiness loop keeps retrying it.
+    assert type(raised.value) is SandboxError
+    assert str(raised.value) == f"{op}: Invalid port: ':1'"
+
+
+@pytest.mark.parametrize(("op", "call"), SERVICE_CALLS)
+def test_a_token_that_cannot_be_a_header_is_a_sandbox_error(
+    op: str, call: Callable[[CsghubRuntime], object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CSGHUB_API_BASE_URL", API)
+    monkeypatch.setenv("CSGHUB_USER_TOKEN", "tök")
+    runtime = CsghubProvider(sandbox_config(provider="csghub")).open(tmp_path)
+
+    with pytest.raises(SandboxError, match=rf"^{op}: 'ascii' codec can't encode character"):
+        call(runtime)
+
+
+def test_a_host_the_transport_cannot_encode_is_a_sandbox_error(
+    hub: respx.MockRouter, runtime: CsghubRuntime
+) -> None:
+    label_too_long = UnicodeError("encoding with 'idna' codec failed (UnicodeError: label too long)")
+    hub.get(f"{SANDBOXES}/alice").mock(side_effect=label_too_long)
+    hub.post(f"{GATEWAY}/v1/sandboxes/alice/execute").mock(side_effect=label_too_long)
+
+    with pytest.raises(SandboxError, match=r"^get csghub sandbox: encoding with 'idna' codec failed"):
+        runtime.get("alice")
+    with pytest.raises(SandboxError, match=r"^run csghub command: encoding with 'idna' codec failed"):
+        CsghubBox(runtime, "alice").exec(["true"], stdout=io.BytesIO(), stderr=io.BytesIO())
+
+
+def test_an_unusable_gateway_url_ends_the_readiness_wait_at_once(hub: respx.MockRouter) -> None:
+    runtime = CsghubRuntime(settings(gateway_url="http://[::1", ready_timeout=60.0))
+    hub.post(SANDBOXES).respond(201, json=sandbox("running"))
+    hub.get(f"{SANDBOXES}/alice").respond(200, json=sandbox("running"))
+
+    with pytest.raises(SandboxError) as raised:
+        runtime.create(pvc_spec())
+
+    assert str(raised.value) == "wait for csghub sandbox gateway: Invalid port: ':1'"
+
+
+def test_an_answer_nested_too_deep_is_a_readable_error(hub: respx.MockRouter, runtime: CsghubRuntime) -> None:
+    hub.get(f"{SANDBOXES}/alice").respond(200, text="[" * 100_000)
+
+    with pytest.raises(SandboxError, match=r"^get csghub sandbox: unexpected response \(not JSON\): \[\[\["):
         runtime.get("alice")
 
 
