@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 import re
@@ -69,39 +70,51 @@ FAILED_STATUSES = {"failed", "error", "errored", "crashed"}
 # While the service is still bringing a sandbox up it answers a start request with 400.
 STARTING_STATUSES = ("deploying", "starting")
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# ASCII digits only: float() and int() would also take "nan", "inf", "1e3", "1_000" and non-ASCII digits.
+_DECIMAL = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_SECONDS = re.compile(_DECIMAL)
+_DURATION_PART = re.compile(rf"({_DECIMAL})(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def parse_duration(name: str, raw: str) -> float:
-    """Seconds from `90`, `90s`, `1m30s` or `500ms` (Go duration syntax)."""
+    """Seconds from `90`, `90s`, `1m30s` or `500ms` (Go duration syntax, one optional leading sign)."""
     raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
+    invalid = SandboxError(f"{name} must be a duration such as 90s or a number of seconds: {raw}")
+    negative = raw.startswith("-")
+    magnitude = raw[1:] if raw[:1] in ("+", "-") else raw
+    if _SECONDS.fullmatch(magnitude):
+        seconds = float(magnitude)
+    else:
         seconds = 0.0
         position = 0
-        for part in _DURATION_PART.finditer(raw):
+        for part in _DURATION_PART.finditer(magnitude):
             if part.start() != position:
                 break
             seconds += float(part.group(1)) * _DURATION_UNITS[part.group(2)]
             position = part.end()
-        if position == 0 or position != len(raw):
-            raise SandboxError(
-                f'csghub: {name} must be a duration such as 90s or a number of seconds: "{raw}"'
-            ) from None
-    if seconds < 0:
-        raise SandboxError(f"csghub: {name} must be >= 0")
+        if position == 0 or position != len(magnitude):
+            raise invalid
+    # Enough digits overflow float() to inf, which would make the readiness wait endless.
+    if not math.isfinite(seconds):
+        raise invalid
+    if negative and seconds > 0:
+        raise SandboxError(f"{name} must be >= 0")
     return seconds
 
 
 def parse_count(name: str, raw: str) -> int:
+    raw = raw.strip()
+    invalid = SandboxError(f"{name} must be an integer: {raw}")
+    if not _INTEGER.fullmatch(raw):
+        raise invalid
     try:
-        value = int(raw.strip())
-    except ValueError:
-        raise SandboxError(f'csghub: {name} must be an integer: "{raw.strip()}"') from None
+        value = int(raw)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        raise invalid from None
     if value < 0:
-        raise SandboxError(f"csghub: {name} must be >= 0")
+        raise SandboxError(f"{name} must be >= 0")
     return value
 
 

@@ -92,31 +92,56 @@ def test_defaults_and_gateway_fallback() -> None:
     assert loaded.skills_poll_interval is None
 
 
+INTEGER_VARIABLES = ["CSGCLAW_RESOURCE_ID", "CSGCLAW_SANDBOX_PORT", "CSGCLAW_SANDBOX_TIMEOUT"]
+DURATION_VARIABLES = ["CSGCLAW_SANDBOX_READY_TIMEOUT", "CSGCLAW_SANDBOX_POLL_INTERVAL"]
+
+
+@pytest.mark.parametrize("variable", INTEGER_VARIABLES)
 @pytest.mark.parametrize(
-    ("variable", "value", "message"),
-    [
-        ("CSGCLAW_RESOURCE_ID", "abc", 'csghub: CSGCLAW_RESOURCE_ID must be an integer: "abc"'),
-        ("CSGCLAW_SANDBOX_PORT", "-1", "csghub: CSGCLAW_SANDBOX_PORT must be >= 0"),
-        ("CSGCLAW_SANDBOX_TIMEOUT", "1.5", 'csghub: CSGCLAW_SANDBOX_TIMEOUT must be an integer: "1.5"'),
-        (
-            "CSGCLAW_SANDBOX_READY_TIMEOUT",
-            "soon",
-            "csghub: CSGCLAW_SANDBOX_READY_TIMEOUT must be a duration such as 90s or a number of seconds: "
-            '"soon"',
-        ),
-        ("CSGCLAW_SANDBOX_POLL_INTERVAL", "-2", "csghub: CSGCLAW_SANDBOX_POLL_INTERVAL must be >= 0"),
-        (
-            "CSGCLAW_PVC_SUBPATH_PREFIX",
-            "team/../other",
-            'csghub: CSGCLAW_PVC_SUBPATH_PREFIX must not contain ".."',
-        ),
-    ],
+    "value",
+    ["nan", "inf", "1_000", "1.5", "1e3", "٣", "abc", pytest.param("1" * 5000, id="too-many-digits")],
 )
-def test_invalid_variables(variable: str, value: str, message: str) -> None:
+def test_integer_variables_take_ascii_digits_only(variable: str, value: str) -> None:
+    with pytest.raises(SandboxError) as raised:
+        CsghubSettings.from_environ({**ENVIRON, variable: f" {value} "})
+
+    assert str(raised.value) == f"{variable} must be an integer: {value}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [(variable, "-1") for variable in INTEGER_VARIABLES + DURATION_VARIABLES]
+    + [(variable, "-2s") for variable in DURATION_VARIABLES],
+)
+def test_negative_numbers_are_rejected(variable: str, value: str) -> None:
     with pytest.raises(SandboxError) as raised:
         CsghubSettings.from_environ({**ENVIRON, variable: value})
 
-    assert str(raised.value) == message
+    assert str(raised.value) == f"{variable} must be >= 0"
+
+
+@pytest.mark.parametrize("variable", DURATION_VARIABLES)
+@pytest.mark.parametrize(
+    "value",
+    ["nan", "inf", "-inf", "1_000", "1e3", "٣", "soon", "5x", pytest.param("1" + "0" * 400, id="overflow")],
+)
+def test_duration_variables_take_finite_ascii_numbers_only(variable: str, value: str) -> None:
+    with pytest.raises(SandboxError) as raised:
+        CsghubSettings.from_environ({**ENVIRON, variable: value})
+
+    assert str(raised.value) == f"{variable} must be a duration such as 90s or a number of seconds: {value}"
+
+
+@pytest.mark.parametrize("variable", INTEGER_VARIABLES + DURATION_VARIABLES)
+def test_blank_number_variables_mean_the_default(variable: str) -> None:
+    assert CsghubSettings.from_environ({**ENVIRON, variable: "  "}) == CsghubSettings.from_environ(ENVIRON)
+
+
+def test_subpath_prefix_must_stay_inside_the_pvc() -> None:
+    with pytest.raises(SandboxError) as raised:
+        CsghubSettings.from_environ({**ENVIRON, "CSGCLAW_PVC_SUBPATH_PREFIX": "team/../other"})
+
+    assert str(raised.value) == 'csghub: CSGCLAW_PVC_SUBPATH_PREFIX must not contain ".."'
 
 
 def test_numbers_durations_and_clamps() -> None:
@@ -143,7 +168,18 @@ def test_numbers_durations_and_clamps() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "seconds"), [("90", 90.0), ("90s", 90.0), ("1m30s", 90.0), ("500ms", 0.5), ("1h", 3600.0)]
+    ("raw", "seconds"),
+    [
+        ("90", 90.0),
+        ("+90", 90.0),
+        ("1.5", 1.5),
+        ("90s", 90.0),
+        ("1m30s", 90.0),
+        ("500ms", 0.5),
+        (".5s", 0.5),
+        ("1h", 3600.0),
+        ("-0", 0.0),
+    ],
 )
 def test_parse_duration(raw: str, seconds: float) -> None:
     assert parse_duration("X", raw) == seconds
