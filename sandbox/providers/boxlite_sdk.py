@@ -7,7 +7,8 @@ import importlib
 import inspect
 import os
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -51,13 +52,48 @@ def import_boxlite() -> ModuleType:
         raise SandboxUnavailable(MISSING_PACKAGE_MESSAGE) from error
 
 
-def wrap_error(op: str, error: Exception) -> SandboxError:
-    if isinstance(error, SandboxError):
-        return error
-    message = f"{op}: {error}"
+def error_text(error: BaseException) -> str:
+    """The exception's message, or its type when it has none, so a wrapped text never ends in ": "."""
+    return str(error) or type(error).__name__
+
+
+def is_sdk_failure(error: BaseException) -> bool:
+    """Whether an exception out of the SDK is a failure to report rather than a signal to let through.
+
+    PyO3 raises a Rust panic as pyo3_runtime.PanicException, which derives from BaseException so that
+    `except Exception` misses it, and the class cannot be imported to name it. KeyboardInterrupt,
+    SystemExit and task cancellation still pass.
+    """
+    return isinstance(error, Exception) or type(error).__name__ == "PanicException"
+
+
+@contextmanager
+def sdk_failures(wrap: Callable[[BaseException], SandboxError]) -> Iterator[None]:
+    """Whatever the SDK (third-party code) raises becomes `wrap(error)`; sandbox.md §2 allows no other."""
+    try:
+        yield
+    except SandboxError:
+        raise
+    except BaseException as error:
+        if not is_sdk_failure(error):
+            raise
+        raise wrap(error) from error
+
+
+def open_failure(error: BaseException) -> SandboxError:
+    return SandboxUnavailable(f"boxlite-sdk: open runtime: {error_text(error)}")
+
+
+def wrap_error(op: str, error: BaseException) -> SandboxError:
+    message = f"{op}: {error_text(error)}"
     if any(marker in str(error).lower() for marker in NOT_FOUND_MARKERS):
         return BoxNotFound(message)
     return SandboxError(message)
+
+
+def sdk_operation(op: str) -> AbstractContextManager[None]:
+    """SDK failures as `<op>: <error>`, BoxNotFound when the SDK says the box does not exist."""
+    return sdk_failures(lambda error: wrap_error(op, error))
 
 
 def rootfs_directory(path: str) -> str:
@@ -77,21 +113,25 @@ class BoxliteSdkProvider:
         self.registries = list(sandbox_config.debian_registries)
 
     def open(self, home_dir: Path) -> BoxliteSdkRuntime:
-        boxlite = import_boxlite()
-        ensure_dir(Path(home_dir))
-        # Older releases take plain host strings; newer ones an ImageRegistry per host.
-        if hasattr(boxlite, "ImageRegistry"):
-            registries: list[Any] = [boxlite.ImageRegistry(host=host) for host in self.registries]
-        else:
-            registries = list(self.registries)
+        # Importing runs the package's own code, which can fail in more ways than "not installed"; that, the
+        # home on disk or the SDK's options failing all mean the runtime cannot open.
+        with sdk_failures(open_failure):
+            boxlite = import_boxlite()
+            ensure_dir(Path(home_dir))
+            # Older releases take plain host strings; newer ones an ImageRegistry per host.
+            if hasattr(boxlite, "ImageRegistry"):
+                registries: list[Any] = [boxlite.ImageRegistry(host=host) for host in self.registries]
+            else:
+                registries = list(self.registries)
+            options = boxlite.Options(home_dir=str(home_dir), image_registries=registries)
         # The package is async-first; a private loop per opened runtime keeps its calls off the server's loop.
         loop = asyncio.new_event_loop()
         try:
-            options = boxlite.Options(home_dir=str(home_dir), image_registries=registries)
-            runtime = settle(loop, boxlite.Boxlite(options))
-        except Exception as error:
+            with sdk_failures(open_failure):
+                runtime = settle(loop, boxlite.Boxlite(options))
+        except BaseException:
             loop.close()
-            raise SandboxUnavailable(f"boxlite-sdk: open runtime: {error}") from error
+            raise
         return BoxliteSdkRuntime(boxlite, runtime, loop)
 
 
@@ -113,10 +153,8 @@ class BoxliteSdkRuntime:
         self.loop = loop
 
     def call(self, op: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        try:
+        with sdk_operation(op):
             return settle(self.loop, function(*args, **kwargs))
-        except Exception as error:
-            raise wrap_error(op, error) from error
 
     def create(self, spec: BoxSpec) -> BoxliteSdkBox:
         options = self.box_options(spec)
@@ -145,15 +183,13 @@ class BoxliteSdkRuntime:
         else:
             raise SandboxError("invalid sandbox image: image is required")
         volumes = [(mount.host_path, mount.guest_path, mount.read_only) for mount in spec.mounts]
-        try:
+        with sdk_operation("create boxlite box"):
+            try:
+                return self.boxlite.BoxOptions(**options, volumes=volumes)
+            except TypeError:
+                # Some releases spell the access mode "ro"/"rw" instead of a read-only flag.
+                volumes = [(host, guest, "ro" if read_only else "rw") for host, guest, read_only in volumes]
             return self.boxlite.BoxOptions(**options, volumes=volumes)
-        except TypeError:
-            # Some releases spell the access mode "ro"/"rw" instead of a read-only flag.
-            volumes = [(host, guest, "ro" if read_only else "rw") for host, guest, read_only in volumes]
-        try:
-            return self.boxlite.BoxOptions(**options, volumes=volumes)
-        except Exception as error:
-            raise wrap_error("create boxlite box", error) from error
 
     def get(self, id_or_name: str) -> BoxliteSdkBox:
         handle = self.call("get boxlite box", self.runtime.get, id_or_name)
@@ -179,10 +215,14 @@ def box_status(info: Any) -> Any:
 
 
 def created_time(value: Any) -> datetime | None:
+    """The creation time as an aware datetime; like an unparsable text, an out-of-range number → None."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     return parse_timestamp(value)
 
 
@@ -202,13 +242,16 @@ class BoxliteSdkBox(TailLogsMixin):
         self.runtime.call("stop boxlite box", self.handle.stop)
 
     def info(self) -> BoxInfo:
-        info = self.runtime.call("inspect boxlite box", self.handle.info)
-        return BoxInfo(
-            id=str(getattr(info, "id", "") or ""),
-            name=str(getattr(info, "name", "") or ""),
-            state=map_state(box_status(info), BOXLITE_STATES),
-            created_at=created_time(getattr(info, "created_at", None)),
-        )
+        op = "inspect boxlite box"
+        info = self.runtime.call(op, self.handle.info)
+        # The fields are SDK objects too (PyO3 getters run Rust code), so reading them can fail like a call.
+        with sdk_operation(op):
+            return BoxInfo(
+                id=str(getattr(info, "id", "") or ""),
+                name=str(getattr(info, "name", "") or ""),
+                state=map_state(box_status(info), BOXLITE_STATES),
+                created_at=created_time(getattr(info, "created_at", None)),
+            )
 
     def exec(
         self, argv: list[str], *, stdout: IO[bytes], stderr: IO[bytes], timeout: float | None = None
@@ -219,12 +262,13 @@ class BoxliteSdkBox(TailLogsMixin):
         command = self._exec(argv, stdout, stderr)
         if timeout is not None:
             command = asyncio.wait_for(command, timeout)
-        try:
-            return self.runtime.loop.run_until_complete(command)
-        except TimeoutError as error:
-            raise SandboxError(f"{op}: timed out after {timeout:g} s") from error
-        except Exception as error:
-            raise wrap_error(op, error) from error
+        with sdk_operation(op):
+            try:
+                return self.runtime.loop.run_until_complete(command)
+            except TimeoutError as error:
+                if timeout is None:
+                    raise  # the SDK's own timeout, not ours: wrapped like any other failure
+                raise SandboxError(f"{op}: timed out after {timeout:g} s") from error
 
     async def _exec(self, argv: list[str], stdout: IO[bytes], stderr: IO[bytes]) -> int:
         execution = await _maybe_await(self.handle.exec(argv[0], args=argv[1:]))
