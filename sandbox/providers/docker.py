@@ -21,7 +21,7 @@ from sandbox.providers.base import (
     mount_argument,
     parse_timestamp,
 )
-from sandbox.providers.commands import cli_failure, first_inspect_record, nested, run_cli, text
+from sandbox.providers.commands import cli_failure, first_inspect_record, nested, run_cli, snippet, text
 
 if TYPE_CHECKING:
     from csgclaw_site.config import SandboxConfig
@@ -51,8 +51,12 @@ def missing_executable_message(path: str) -> str:
 
 
 def container_ref(id_or_name: str) -> str:
-    """Agent names (slugs) address `csgclaw-<slug>`; full container ids and prefixed names pass through."""
-    if id_or_name.startswith(CONTAINER_PREFIX) or FULL_CONTAINER_ID.match(id_or_name):
+    """A box name (slug) always addresses `csgclaw-<slug>`; only a full container id is used as it is.
+
+    A name that already starts with `csgclaw-` is prefixed too: slug `csgclaw-bot` must never reach
+    slug `bot`'s container.
+    """
+    if FULL_CONTAINER_ID.match(id_or_name):
         return id_or_name
     return CONTAINER_PREFIX + id_or_name
 
@@ -124,7 +128,7 @@ class DockerRuntime:
         return DockerBox(self, lines[-1].strip() if lines else container_ref(spec.name))
 
     def get(self, id_or_name: str) -> DockerBox:
-        return DockerBox(self, self.inspect(id_or_name).id)
+        return DockerBox(self, self.inspect(container_ref(id_or_name)).id)
 
     def remove(self, id_or_name: str, *, force: bool = False) -> None:
         self.check(["rm", *(["-f"] if force else []), container_ref(id_or_name)], op="docker rm")
@@ -132,16 +136,22 @@ class DockerRuntime:
     def close(self) -> None:
         """Every call is its own process; nothing stays open."""
 
-    def inspect(self, id_or_name: str) -> BoxInfo:
-        ref = container_ref(id_or_name)
-        result = self.invoke(["inspect", ref], op="docker inspect")
+    def inspect(self, ref: str) -> BoxInfo:
+        """`ref` is what docker itself takes: a container id or a full `csgclaw-<slug>` name."""
+        op = "docker inspect"
+        result = self.invoke(["inspect", ref], op=op)
         stdout, stderr = text(result.stdout), text(result.stderr)
         # A missing container prints `[]` and exits 1; read the array first so that case is "not found".
         if result.returncode != 0 and stdout != "[]":
-            raise failure("docker inspect", result.returncode, stderr)
-        record = first_inspect_record(stdout, op="docker inspect", ref=ref)
+            raise failure(op, result.returncode, stderr)
+        record = first_inspect_record(stdout, op=op, ref=ref)
+        container_id = record.get("Id")
+        # The id is stored as the agent's box_id and used raw later; anything else there would be taken
+        # for a slug and prefixed, reaching another agent's container.
+        if not isinstance(container_id, str) or not FULL_CONTAINER_ID.match(container_id):
+            raise SandboxError(f"{op}: unexpected output (no container id): {snippet(stdout)}")
         return BoxInfo(
-            id=str(record.get("Id") or ref),
+            id=container_id,
             name=str(record.get("Name") or "").removeprefix("/"),
             state=map_state(nested(record, "State", "Status"), DOCKER_STATES),
             created_at=parse_timestamp(record.get("Created")),

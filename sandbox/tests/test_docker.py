@@ -124,13 +124,54 @@ def test_create_with_auto_remove_and_validation(cli: FakeCli, tmp_path: Path, cs
     ("key", "ref"),
     [
         ("alice", "csgclaw-alice"),
-        ("csgclaw-alice", "csgclaw-alice"),
+        ("csgclaw-alice", "csgclaw-csgclaw-alice"),
         (CONTAINER_ID, CONTAINER_ID),
         ("deadbeef", "csgclaw-deadbeef"),
     ],
 )
 def test_names_address_prefixed_containers(key: str, ref: str) -> None:
     assert container_ref(key) == ref
+
+
+def test_slugs_bot_and_csgclaw_bot_never_share_a_container(
+    cli: FakeCli, tmp_path: Path, csgclaw_home: Path
+) -> None:
+    runtime = open_runtime(cli, tmp_path)
+    cli.answer("inspect", stdout="[]\n", stderr="Error: No such object\n", exit=1)
+
+    runtime.create(agent_spec(csgclaw_home, slug="csgclaw-bot", agent_id="u-csgclaw-bot"))
+    for slug in ("bot", "csgclaw-bot"):
+        with pytest.raises(BoxNotFound):
+            runtime.get(slug)
+        runtime.remove(slug, force=True)
+
+    assert [call[:3] for call in cli.calls()[1:]] == [
+        ["run", "--name", "csgclaw-csgclaw-bot"],
+        ["inspect", "csgclaw-bot"],
+        ["rm", "-f", "csgclaw-bot"],
+        ["inspect", "csgclaw-csgclaw-bot"],
+        ["rm", "-f", "csgclaw-csgclaw-bot"],
+    ]
+
+
+def test_a_box_made_from_the_container_name_is_inspected_by_that_name(
+    cli: FakeCli, tmp_path: Path, csgclaw_home: Path
+) -> None:
+    box = open_runtime(cli, tmp_path).create(agent_spec(csgclaw_home, slug="csgclaw-bot"))
+    cli.answer("inspect", stdout=inspect_json())
+
+    assert box.info().id == CONTAINER_ID
+    assert cli.calls()[2] == ["inspect", "csgclaw-csgclaw-bot"]
+
+
+@pytest.mark.parametrize("record", [{}, {"Id": ""}, {"Id": 42}, {"Id": "sha256:" + CONTAINER_ID}])
+def test_an_inspect_record_without_a_container_id_is_an_error(
+    record: dict[str, object], cli: FakeCli, tmp_path: Path
+) -> None:
+    cli.answer("inspect", stdout=json.dumps([{"Name": "/csgclaw-alice", **record}]))
+
+    with pytest.raises(SandboxError, match=r"^docker inspect: unexpected output \(no container id\): "):
+        open_runtime(cli, tmp_path).get("alice")
 
 
 def test_get_and_info(cli: FakeCli, tmp_path: Path) -> None:
@@ -159,7 +200,7 @@ def test_get_and_info(cli: FakeCli, tmp_path: Path) -> None:
 def test_state_mapping(status: str, state: str, cli: FakeCli, tmp_path: Path) -> None:
     cli.answer("inspect", stdout=inspect_json(Status=status))
 
-    assert open_runtime(cli, tmp_path).inspect("alice").state == state
+    assert open_runtime(cli, tmp_path).get("alice").info().state == state
 
 
 @pytest.mark.parametrize(
