@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -12,9 +13,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sandbox.boxspec import GUEST_HOME, GUEST_PROJECTS, GUEST_WORKSPACE, render_picoclaw_files
 from sandbox.providers.base import (
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 STATE_FILE_NAME = "local-box.json"
 # What the spawned launcher (sh or bwrap) itself prints; PicoClaw's output goes to its gateway log.
 LAUNCH_LOG_NAME = "local-launch.log"
@@ -53,6 +58,46 @@ POLL_INTERVAL = 0.05
 
 def missing_picoclaw_message(path: str) -> str:
     return f'local: executable "{path}" not found; install picoclaw or set [sandbox].picoclaw_path'
+
+
+def reported_as(op: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Providers raise only SandboxError (sandbox.md §2): any other failure of `op` becomes `<op>: <error>`.
+
+    The host is full of ways to fail (a full disk, a file where a directory belongs, a pid from a damaged
+    state file); each must reach the agent's status_detail, not escape as a traceback.
+    """
+
+    def decorate(operation: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(operation)
+        def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return operation(*args, **kwargs)
+            except SandboxError:
+                raise
+            except Exception as error:
+                raise SandboxError(f"{op}: {error}") from error
+
+        return run
+
+    return decorate
+
+
+def state_file_problem(record: dict[str, Any]) -> str:
+    """What keeps a state file (edited by hand, or cut short) from driving its box; "" when nothing does."""
+    for key in ("id", "name"):
+        if not isinstance(record.get(key), str):
+            return f'"{key}" is missing or not a string'
+    spec = record.get("spec")
+    if not isinstance(spec, dict):
+        return '"spec" is missing or not an object'
+    if not isinstance(spec.get("env"), dict):
+        return '"spec.env" is missing or not an object'
+    for key in ("workspace", "projects"):
+        if not isinstance(spec.get(key), str):
+            return f'"spec.{key}" is missing or not a string'
+    if record.get("isolation") == "bwrap" and not isinstance(record.get("executable"), str):
+        return '"executable" is missing or not a string'
+    return ""
 
 
 def bwrap_arguments(
@@ -179,6 +224,7 @@ class LocalProvider:
         self.picoclaw_path = sandbox_config.picoclaw_path.strip() or "picoclaw"
         self.isolation = sandbox_config.local_isolation.strip().lower() or "auto"
 
+    @reported_as("open local runtime")
     def open(self, home_dir: Path) -> LocalRuntime:
         ensure_dir(Path(home_dir))
         return LocalRuntime(Path(home_dir), picoclaw_path=self.picoclaw_path, isolation=self.isolation)
@@ -195,6 +241,7 @@ class LocalRuntime:
         self.picoclaw_path = picoclaw_path
         self.isolation = isolation
 
+    @reported_as("create local box")
     def create(self, spec: BoxSpec) -> LocalBox:
         op = "create local box"
         if self.state_path.exists():
@@ -226,11 +273,14 @@ class LocalRuntime:
             raise
         return LocalBox(self, record["id"])
 
+    @reported_as("get local box")
     def get(self, id_or_name: str) -> LocalBox:
         return LocalBox(self, self.load(id_or_name)["id"])
 
+    @reported_as("remove local box")
     def remove(self, id_or_name: str, *, force: bool = False) -> None:
-        record = self.load(id_or_name)
+        # Like stopping, removing needs only the pid: a damaged state file never makes a box undeletable.
+        record = self.read_record(id_or_name)
         self.terminate(record, force=True, timeout=None)
         self.state_path.unlink(missing_ok=True)
 
@@ -238,6 +288,15 @@ class LocalRuntime:
         """Nothing is held open; spawned gateways outlive the runtime on purpose."""
 
     def load(self, id_or_name: str) -> dict[str, Any]:
+        """The box's state record, complete enough for every operation."""
+        record = self.read_record(id_or_name)
+        problem = state_file_problem(record)
+        if problem:
+            raise SandboxError(f"local: read {self.state_path}: {problem}")
+        return record
+
+    def read_record(self, id_or_name: str) -> dict[str, Any]:
+        """The state record named `id_or_name`, as it is on disk."""
         try:
             record = json.loads(self.state_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -370,14 +429,18 @@ class LocalBox:
         self.runtime = runtime
         self.box_id = box_id
 
+    @reported_as("start local box")
     def start(self) -> None:
         record = self.runtime.load(self.box_id)
         if not process_alive(record.get("pid")):
             self.runtime.spawn(record)
 
+    @reported_as("stop local box")
     def stop(self, *, force: bool = False, timeout: float | None = None) -> None:
-        self.runtime.terminate(self.runtime.load(self.box_id), force=force, timeout=timeout)
+        # Only the pid is needed, so a damaged state file never keeps a gateway from being stopped.
+        self.runtime.terminate(self.runtime.read_record(self.box_id), force=force, timeout=timeout)
 
+    @reported_as("inspect local box")
     def info(self) -> BoxInfo:
         record = self.runtime.load(self.box_id)
         state = self.runtime.state_of(record)
@@ -389,6 +452,7 @@ class LocalBox:
             detail=record.get("detail", "") if state == "running" else "",
         )
 
+    @reported_as("run local command")
     def exec(
         self, argv: list[str], *, stdout: IO[bytes], stderr: IO[bytes], timeout: float | None = None
     ) -> int:
@@ -435,12 +499,11 @@ class LocalBox:
             return 127
         except subprocess.TimeoutExpired as error:
             raise SandboxError(f"{op}: timed out after {timeout or EXEC_TIMEOUT:g} s") from error
-        except OSError as error:
-            raise SandboxError(f"{op}: {error}") from error
         stdout.write(result.stdout)
         stderr.write(result.stderr)
         return result.returncode
 
+    @reported_as("read local box logs")
     def logs(self, lines: int) -> str:
         """Reads the gateway log straight from the box home; no process is needed."""
         self.runtime.load(self.box_id)

@@ -353,3 +353,76 @@ def test_bwrap_after_an_unisolated_run_replaces_the_symlinks(
 
     assert isolated.get("alice").info().state == "running"
     assert not (csgclaw_home / "agents" / "alice" / "workspace" / "projects").is_symlink()
+
+
+def drop_from_state_file(runtime: LocalRuntime, key: str) -> None:
+    record = json.loads(runtime.state_path.read_text())
+    del record[key]
+    runtime.state_path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    ("key", "operation", "problem"),
+    [
+        ("name", lambda box: box.info(), '"name" is missing or not a string'),
+        ("spec", lambda box: box.start(), '"spec" is missing or not an object'),
+        (
+            "spec",
+            lambda box: box.exec(["true"], stdout=io.BytesIO(), stderr=io.BytesIO()),
+            '"spec" is missing or not an object',
+        ),
+    ],
+)
+def test_an_incomplete_state_file_is_a_sandbox_error(
+    key: str,
+    operation: Callable[[LocalBox], object],
+    problem: str,
+    open_runtime: Callable[..., LocalRuntime],
+    csgclaw_home: Path,
+) -> None:
+    runtime = open_runtime()
+    box = runtime.create(agent_spec(csgclaw_home))
+    box.stop(force=True)
+    drop_from_state_file(runtime, key)
+
+    with pytest.raises(SandboxError) as raised:
+        operation(box)
+
+    assert str(raised.value) == f"local: read {runtime.state_path}: {problem}"
+
+
+def test_a_box_with_an_incomplete_state_file_can_still_be_stopped_and_removed(
+    open_runtime: Callable[..., LocalRuntime], csgclaw_home: Path
+) -> None:
+    runtime = open_runtime()
+    box = runtime.create(agent_spec(csgclaw_home))
+    pid = pid_of(runtime)
+    drop_from_state_file(runtime, "spec")
+
+    box.stop(force=True)
+    runtime.remove("alice", force=True)
+
+    assert not group_alive(pid)
+    assert not runtime.state_path.exists()
+
+
+def test_an_unreadable_gateway_log_is_a_sandbox_error_named_by_the_operation(
+    open_runtime: Callable[..., LocalRuntime], csgclaw_home: Path
+) -> None:
+    runtime = open_runtime()
+    box = runtime.create(agent_spec(csgclaw_home))
+    gateway_log = runtime.box_home / ".picoclaw" / "gateway.log"
+    gateway_log.unlink()
+    gateway_log.mkdir()
+
+    with pytest.raises(SandboxError, match=r"^read local box logs: \[Errno 21\] Is a directory: "):
+        box.logs(5)
+
+
+def test_a_runtime_home_that_is_a_file_is_a_sandbox_error(tmp_path: Path, csgclaw_home: Path) -> None:
+    home = tmp_path / "not-a-directory"
+    home.write_text("")
+    runtime = LocalProvider(sandbox_config(picoclaw_path="picoclaw", local_isolation="none")).open(home)
+
+    with pytest.raises(SandboxError, match=r"^create local box: \[Errno 20\] Not a directory: "):
+        runtime.create(agent_spec(csgclaw_home))
