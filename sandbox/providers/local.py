@@ -331,9 +331,12 @@ class LocalRuntime:
 
     def spawn(self, record: dict[str, Any]) -> None:
         """Start the gateway for `record` and store its pid; the process outlives this server on purpose."""
-        picoclaw = shutil.which(self.picoclaw_path)
-        if picoclaw is None:
+        found = shutil.which(self.picoclaw_path)
+        if found is None:
             raise SandboxUnavailable(missing_picoclaw_message(self.picoclaw_path))
+        # which() keeps `./picoclaw` relative, but the gateway runs in the box home and bwrap needs an
+        # absolute bind source; resolve it against the server's directory, where the setting was meant.
+        picoclaw = os.path.abspath(found)
         bwrap, detail = self.resolve_isolation()
         spec = record["spec"]
         env: dict[str, str] = spec["env"]

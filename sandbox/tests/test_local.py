@@ -426,3 +426,21 @@ def test_a_runtime_home_that_is_a_file_is_a_sandbox_error(tmp_path: Path, csgcla
 
     with pytest.raises(SandboxError, match=r"^create local box: \[Errno 20\] Not a directory: "):
         runtime.create(agent_spec(csgclaw_home))
+
+
+@pytest.mark.parametrize("isolation", ["none", pytest.param("bwrap", marks=needs_bwrap)])
+def test_a_relative_picoclaw_path_is_resolved_against_the_server_directory(
+    isolation: str,
+    open_runtime: Callable[..., LocalRuntime],
+    picoclaw: Path,
+    csgclaw_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(picoclaw.parent)
+    runtime = open_runtime(isolation=isolation, picoclaw_path="./picoclaw")
+
+    box = runtime.create(agent_spec(csgclaw_home))
+
+    assert box.info().state == "running"
+    assert json.loads(runtime.state_path.read_text())["executable"] == str(picoclaw)
+    wait_for(log_has(box, "picoclaw gateway -d home="))
