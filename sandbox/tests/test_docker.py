@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.providers.base import BoxNotFound, SandboxError, SandboxUnavailable
-from sandbox.providers.docker import DockerProvider, DockerRuntime, container_ref
+from sandbox.providers.docker import DockerBox, DockerProvider, DockerRuntime, container_ref
 from sandbox.tests.factories import IMAGE, agent_spec, sandbox_config
 from sandbox.tests.fakes import FakeCli
 
@@ -224,6 +225,52 @@ def test_garbage_inspect_output_is_a_readable_error(cli: FakeCli, tmp_path: Path
         open_runtime(cli, tmp_path).get("alice")
 
     assert str(raised.value) == "docker inspect: unexpected output (not JSON): <html>proxy error</html>"
+
+
+def test_absurdly_nested_inspect_output_is_a_readable_error(cli: FakeCli, tmp_path: Path) -> None:
+    cli.answer("inspect", stdout="[" * 100_000 + "]" * 100_000)
+
+    with pytest.raises(
+        SandboxError, match=r"^docker inspect: unexpected output \(nested too deeply\): \[\[\["
+    ):
+        open_runtime(cli, tmp_path).get("alice")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda runtime, box: runtime.get("ali\0ce"), "docker inspect: embedded null byte"),
+        (lambda runtime, box: runtime.remove("ali\0ce"), "docker rm: embedded null byte"),
+        (
+            lambda runtime, box: box.exec(["echo", "\0"], stdout=io.BytesIO(), stderr=io.BytesIO()),
+            "docker exec: embedded null byte",
+        ),
+        (
+            lambda runtime, box: box.exec(["echo", "\ud800"], stdout=io.BytesIO(), stderr=io.BytesIO()),
+            "docker exec: 'utf-8' codec can't encode character '\\ud800' in position 0: "
+            "surrogates not allowed",
+        ),
+        (
+            lambda runtime, box: box.exec(
+                ["true"], stdout=io.BytesIO(), stderr=io.BytesIO(), timeout=math.inf
+            ),
+            "docker exec: cannot convert float infinity to integer",
+        ),
+        (lambda runtime, box: box.stop(timeout=math.inf), "docker stop: invalid timeout: inf"),
+        (lambda runtime, box: box.stop(timeout=math.nan), "docker stop: invalid timeout: nan"),
+    ],
+)
+def test_arguments_docker_cannot_be_given_are_a_sandbox_error(
+    call: Callable[[DockerRuntime, DockerBox], object], message: str, cli: FakeCli, tmp_path: Path
+) -> None:
+    cli.answer("inspect", stdout=inspect_json())
+    runtime = open_runtime(cli, tmp_path)
+    box = runtime.get("alice")
+
+    with pytest.raises(SandboxError) as raised:
+        call(runtime, box)
+
+    assert str(raised.value) == message
 
 
 def test_lifecycle_arguments(cli: FakeCli, tmp_path: Path) -> None:
