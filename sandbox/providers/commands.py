@@ -33,7 +33,9 @@ def run_cli(
         raise SandboxUnavailable(missing_message) from error
     except subprocess.TimeoutExpired as error:
         raise SandboxError(f"{op}: timed out after {timeout:g} s") from error
-    except OSError as error:
+    except (OSError, ValueError, OverflowError) as error:
+        # subprocess refuses a NUL byte or an unencodable character in an argument, or a timeout it
+        # cannot convert, with ValueError or OverflowError rather than OSError.
         raise SandboxError(f"{op}: {error}") from error
 
 
@@ -52,6 +54,9 @@ def first_inspect_record(stdout: str, *, op: str, ref: str) -> dict[str, Any]:
         records = json.loads(stdout)
     except ValueError as error:
         raise SandboxError(f"{op}: unexpected output (not JSON): {snippet(stdout) or '(empty)'}") from error
+    except RecursionError as error:
+        # json gives up on absurdly deep nesting with RecursionError, which is not a ValueError.
+        raise SandboxError(f"{op}: unexpected output (nested too deeply): {snippet(stdout)}") from error
     if not isinstance(records, list):
         raise SandboxError(f"{op}: unexpected output (not a JSON array): {snippet(stdout)}")
     if not records:

@@ -99,17 +99,12 @@ class DockerRuntime:
     def invoke(
         self, arguments: list[str], *, op: str, timeout: float = COMMAND_TIMEOUT
     ) -> subprocess.CompletedProcess[bytes]:
-        try:
-            result = run_cli(
-                [self.executable, *arguments],
-                timeout=timeout,
-                op=op,
-                missing_message=missing_executable_message(self.executable),
-            )
-        except (ValueError, OverflowError) as error:
-            # subprocess refuses a NUL byte or an unencodable character in an argument, or a timeout it
-            # cannot convert, with these rather than OSError.
-            raise SandboxError(f"{op}: {error}") from error
+        result = run_cli(
+            [self.executable, *arguments],
+            timeout=timeout,
+            op=op,
+            missing_message=missing_executable_message(self.executable),
+        )
         stderr = text(result.stderr)
         if result.returncode != 0 and any(marker in stderr.lower() for marker in DAEMON_DOWN_MARKERS):
             raise SandboxUnavailable(f"docker: daemon is not reachable: {first_line(stderr)}")
@@ -149,11 +144,7 @@ class DockerRuntime:
         # A missing container prints `[]` and exits 1; read the array first so that case is "not found".
         if result.returncode != 0 and stdout != "[]":
             raise failure(op, result.returncode, stderr)
-        try:
-            record = first_inspect_record(stdout, op=op, ref=ref)
-        except RecursionError as error:
-            # json gives up on absurdly deep nesting with RecursionError, which is not a ValueError.
-            raise SandboxError(f"{op}: unexpected output (nested too deeply): {snippet(stdout)}") from error
+        record = first_inspect_record(stdout, op=op, ref=ref)
         container_id = record.get("Id")
         # The id is stored as the agent's box_id and used raw later; anything else there would be taken
         # for a slug and prefixed, reaching another agent's container.

@@ -187,6 +187,10 @@ def test_empty_array_with_success_is_not_found(cli: FakeCli, csgclaw_home: Path)
         ('{"Id": "x"}', "inspect boxlite cli box: unexpected output (not a JSON array)"),
         ('["x"]', "inspect boxlite cli box: unexpected output (not a JSON object)"),
         ("", "inspect boxlite cli box: unexpected output (not JSON): (empty)"),
+        (
+            "[" * 100_000 + "]" * 100_000,
+            "inspect boxlite cli box: unexpected output (nested too deeply): [[[",
+        ),
     ],
 )
 def test_garbage_inspect_output_is_a_readable_error(
@@ -199,6 +203,18 @@ def test_garbage_inspect_output_is_a_readable_error(
 
     assert not isinstance(raised.value, BoxNotFound)
     assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("argument", "detail"), [("man\0ager", "embedded null byte"), ("\ud800", "surrogates")]
+)
+def test_an_argument_the_cli_cannot_be_given_is_a_sandbox_error(
+    argument: str, detail: str, cli: FakeCli, csgclaw_home: Path
+) -> None:
+    with pytest.raises(SandboxError, match=detail) as raised:
+        open_runtime(cli, csgclaw_home).get(argument)
+
+    assert str(raised.value).startswith("inspect boxlite cli box: ")
 
 
 def test_start_stop_remove_arguments(cli: FakeCli, csgclaw_home: Path) -> None:
