@@ -1,13 +1,15 @@
-"""Test helpers: IM rows written straight to the ORM (no events), JSON requests, and event-log snapshots."""
+"""Test helpers: IM rows straight to the ORM (no events), JSON requests, event-log snapshots, threads."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Max
 from django.test import Client
 from django.utils import timezone
@@ -164,3 +166,17 @@ def failing_body(
                 body.update(later.defect)
                 used |= set(later.defect)
     return body
+
+
+def in_own_thread(fn: Callable[..., Any], *args: Any) -> threading.Thread:
+    """Run `fn` on a new thread with its own database connection, like another request would."""
+
+    def run() -> None:
+        try:
+            fn(*args)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread

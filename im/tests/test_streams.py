@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from agents import services as agent_services
@@ -21,7 +21,7 @@ from im.models import Event, EventStream, Message
 from im.realtime.broker import broker
 from im.realtime.eventlog import EventSelection, LoggedEvent, event_newest_seq
 from im.realtime.sse import Feed, event_stream
-from im.tests.factories import make_agent, make_room, make_user, seed_room
+from im.tests.factories import in_own_thread, make_agent, make_room, make_user, seed_room
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]
 
@@ -59,20 +59,6 @@ def post_messages(count: int, *, room_id: str | None = None, content: str = "mes
         for event in Event.objects.filter(type=events.MESSAGE_CREATED, message_id__in=message_ids)
     }
     return [by_message[message_id] for message_id in message_ids]
-
-
-def in_own_thread(fn, *args: Any) -> threading.Thread:
-    """Run `fn` on a new thread with its own database connection, like another request would."""
-
-    def run() -> None:
-        try:
-            fn(*args)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import transaction
 
 from im import events, services
 from im.identity import ADMIN_ID
@@ -27,7 +27,7 @@ from im.realtime.eventlog import (
 )
 from im.realtime.sse import Feed, event_stream, sse_frame
 from im.realtime.tail import LogTail, log_tail
-from im.tests.factories import make_room, make_user
+from im.tests.factories import in_own_thread, make_room, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -158,20 +158,6 @@ def expected_frames(feed: Feed, *, after: int) -> list[bytes]:
     """The frames a stream that reads its own rows from the database sends after `after`."""
     rows = event_list_after(feed.selection, cursor=after, limit=1_000_000)
     return [sse_frame(row.seq, feed.data(row), event_name=feed.event_name) for row in rows]
-
-
-def in_own_thread(fn: Callable[..., Any], *args: Any) -> threading.Thread:
-    """Run `fn` on a new thread with its own database connection, like another request would."""
-
-    def run() -> None:
-        try:
-            fn(*args)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 # --- reading streams -----------------------------------------------------------------------------------
@@ -359,58 +345,56 @@ async def test_one_commit_to_fifty_streams_costs_one_read(readers, reads):
     assert reads.per_stream == 0
 
 
+class HeldRead:
+    """Replaces the tail's shared read: each call is counted and waits until `release` is set."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+        self._started = threading.Semaphore(0)
+        self._read = tail_module.event_rows_newest_after
+        monkeypatch.setattr(tail_module, "event_rows_newest_after", self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        self._started.release()
+        self.release.wait(10)
+        return self._read(*args, **kwargs)
+
+    async def started(self) -> bool:
+        return await asyncio.to_thread(self._started.acquire, timeout=5)
+
+
 async def test_concurrent_catch_ups_share_a_read_and_later_ones_get_exactly_one_more(monkeypatch):
     tail = LogTail()
     await tail.catch_up()
-    release = threading.Event()
-    started = threading.Semaphore(0)
-    calls = 0
-    read = tail_module.event_rows_newest_after
+    read = HeldRead(monkeypatch)
 
-    def held_read(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        started.release()
-        release.wait(10)
-        return read(*args, **kwargs)
-
-    monkeypatch.setattr(tail_module, "event_rows_newest_after", held_read)
     first_wave = [asyncio.create_task(tail.catch_up()) for _ in range(20)]
-    assert await asyncio.to_thread(started.acquire, timeout=5)
+    assert await read.started()
     second_wave = [asyncio.create_task(tail.catch_up()) for _ in range(20)]
     await asyncio.sleep(0.05)
-    release.set()
+    read.release.set()
     await asyncio.wait_for(asyncio.gather(*first_wave, *second_wave), 10)
 
-    assert calls == 2
+    assert read.calls == 2
 
 
 async def test_a_caller_woken_by_an_earlier_ring_shares_the_running_read(monkeypatch):
     tail = LogTail()
     await tail.catch_up()
-    release = threading.Event()
-    started = threading.Semaphore(0)
-    calls = 0
-    read = tail_module.event_rows_newest_after
+    read = HeldRead(monkeypatch)
 
-    def held_read(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        started.release()
-        release.wait(10)
-        return read(*args, **kwargs)
-
-    monkeypatch.setattr(tail_module, "event_rows_newest_after", held_read)
     rings = broker.rings
     running = asyncio.create_task(tail.catch_up())
-    assert await asyncio.to_thread(started.acquire, timeout=5)
+    assert await read.started()
     # Its ring came before the running read started, so that read has seen its commit.
     late = asyncio.create_task(tail.catch_up(rings=rings))
     await asyncio.sleep(0.05)
-    release.set()
+    read.release.set()
     await asyncio.wait_for(asyncio.gather(running, late), 10)
 
-    assert calls == 1
+    assert read.calls == 1
 
 
 async def test_a_poll_reads_only_when_no_refresh_started_since_the_stream_went_to_sleep(reads):
