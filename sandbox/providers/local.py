@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +28,18 @@ from sandbox.providers.base import (
     parse_timestamp,
     write_private_file,
 )
+from sandbox.providers.local_host import (
+    BOX_PATH,
+    bwrap_arguments,
+    bwrap_gateway_command,
+    host_gateway_command,
+    process_alive,
+    remove_symlink,
+    replace_with_symlink,
+    signal_group,
+    wait_group_gone,
+)
+from sandbox.providers.local_state import STATE_FILE_NAME, state_file_problem
 
 if TYPE_CHECKING:
     from csgclaw_site.config import SandboxConfig
@@ -40,20 +49,16 @@ logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-STATE_FILE_NAME = "local-box.json"
 # What the spawned launcher (sh or bwrap) itself prints; PicoClaw's output goes to its gateway log.
 LAUNCH_LOG_NAME = "local-launch.log"
 BOX_HOME_NAME = "home"
 ISOLATION_MODES = ("auto", "bwrap", "none")
-BWRAP_PICOCLAW = "/opt/csgclaw/picoclaw"
-BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 UNISOLATED_DETAIL = "running without isolation (bubblewrap not found)"
 STOP_GRACE = 10.0
 KILL_WAIT = 5.0
 EXEC_TIMEOUT = 60.0
 # A launcher that dies this fast never started the gateway (bad bwrap setup, missing shell, …).
 STARTUP_CHECK = 0.2
-POLL_INTERVAL = 0.05
 
 
 def missing_picoclaw_message(path: str) -> str:
@@ -80,141 +85,6 @@ def reported_as(op: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
         return run
 
     return decorate
-
-
-def state_file_problem(record: dict[str, Any]) -> str:
-    """What keeps a state file (edited by hand, or cut short) from driving its box; "" when nothing does."""
-    for key in ("id", "name"):
-        if not isinstance(record.get(key), str):
-            return f'"{key}" is missing or not a string'
-    spec = record.get("spec")
-    if not isinstance(spec, dict):
-        return '"spec" is missing or not an object'
-    if not isinstance(spec.get("env"), dict):
-        return '"spec.env" is missing or not an object'
-    for key in ("workspace", "projects"):
-        if not isinstance(spec.get(key), str):
-            return f'"spec.{key}" is missing or not a string'
-    if record.get("isolation") == "bwrap" and not isinstance(record.get("executable"), str):
-        return '"executable" is missing or not a string'
-    return ""
-
-
-def bwrap_arguments(
-    *, bwrap: str, box_home: Path, workspace: str, projects: str, picoclaw: str, env: dict[str, str]
-) -> list[str]:
-    """Everything before the command: read-only system dirs, the box's own dirs, and only the box env."""
-    arguments = [
-        bwrap,
-        "--unshare-all",
-        "--share-net",
-        *("--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"),
-        *(
-            "--ro-bind-try",
-            "/bin",
-            "/bin",
-            "--ro-bind-try",
-            "/lib",
-            "/lib",
-            "--ro-bind-try",
-            "/lib64",
-            "/lib64",
-        ),
-        *("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"),
-        *("--bind", str(box_home), GUEST_HOME),
-        *("--bind", workspace, GUEST_WORKSPACE),
-        *("--bind", projects, GUEST_PROJECTS),
-        *("--ro-bind", picoclaw, BWRAP_PICOCLAW),
-        *("--chdir", GUEST_HOME, "--clearenv", "--setenv", "PATH", BOX_PATH),
-    ]
-    for key, value in {**env, "HOME": GUEST_HOME}.items():
-        arguments += ["--setenv", key, value]
-    return arguments
-
-
-def bwrap_gateway_command() -> list[str]:
-    return ["/bin/sh", "-c", f"{BWRAP_PICOCLAW} gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null"]
-
-
-def host_gateway_command(picoclaw: str) -> list[str]:
-    quoted = '"' + re.sub(r'([\\"$`])', r"\\\1", picoclaw) + '"'
-    return ["/bin/sh", "-c", f'{quoted} gateway -d 1>"$HOME/.picoclaw/gateway.log" 2>/dev/null']
-
-
-def _proc_stat(pid: str) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, …), or None if gone."""
-    try:
-        return (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
-
-
-def process_alive(pid: object) -> bool:
-    """Whether `pid` is a live (not zombie) process that looks like our gateway."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        # PermissionError: the pid was reused by another user's process, so it is not our gateway.
-        return False
-    if not Path("/proc/self").exists():
-        return True
-    fields = _proc_stat(str(pid))
-    try:
-        command_line = (Path("/proc") / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return False
-    return fields is not None and fields[:1] != ["Z"] and b"gateway" in command_line
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any live process is left in the group; zombies do not count (not every init reaps them)."""
-    if not Path("/proc/self").exists():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _proc_stat(entry.name)
-            if fields is not None and len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-                return True
-    return False
-
-
-def signal_group(pgid: int, signum: int) -> None:
-    # The gateway was started in its own session, so its process group id is its pid.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def wait_group_gone(pgid: int, seconds: float) -> bool:
-    """Wait for the whole group: the shell that leads it may die before the gateway it started."""
-    deadline = time.monotonic() + seconds
-    while group_alive(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_INTERVAL)
-    return True
-
-
-def replace_with_symlink(link: Path, target: Path) -> None:
-    """Point `link` at `target`, replacing an old link or an empty mount point left by bwrap."""
-    if link.is_symlink():
-        if Path(os.readlink(link)) == target:
-            return
-        link.unlink()
-    elif link.is_dir():
-        link.rmdir()
-    link.symlink_to(target, target_is_directory=True)
-
-
-def remove_symlink(path: Path) -> None:
-    """bwrap cannot mount onto a symlink left by an unisolated run, so drop it (it is ours)."""
-    if path.is_symlink():
-        path.unlink()
 
 
 class LocalProvider:

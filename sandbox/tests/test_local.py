@@ -21,9 +21,9 @@ from sandbox.providers.local import (
     LocalProvider,
     LocalRuntime,
     bwrap_arguments,
-    group_alive,
     host_gateway_command,
 )
+from sandbox.providers.local_host import group_alive
 from sandbox.tests.factories import agent_spec, sandbox_config
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(30)]
