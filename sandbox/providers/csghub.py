@@ -33,9 +33,6 @@ from sandbox.providers.csghub_http import (
 )
 from sandbox.providers.csghub_settings import CsghubSettings
 
-# Re-exported: the tests import the duration parser from the provider module, where it lived first.
-from sandbox.providers.csghub_settings import parse_duration as parse_duration
-
 if TYPE_CHECKING:
     from csgclaw_site.config import SandboxConfig
 

@@ -14,13 +14,8 @@ import pytest
 import respx
 
 from sandbox.providers.base import BoxNotFound, BoxSpec, Mount, SandboxError, SandboxUnavailable
-from sandbox.providers.csghub import (
-    CsghubBox,
-    CsghubProvider,
-    CsghubRuntime,
-    CsghubSettings,
-    parse_duration,
-)
+from sandbox.providers.csghub import CsghubBox, CsghubProvider, CsghubRuntime, CsghubSettings
+from sandbox.providers.csghub_settings import parse_duration
 from sandbox.tests.factories import IMAGE, agent_spec, sandbox_config
 
 pytestmark = pytest.mark.timeout(10)
