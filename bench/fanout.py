@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import resource
@@ -42,8 +43,6 @@ import httpx
 if __package__ in (None, ""):
     # Run as a script: make the repository importable (the shared bench helpers).
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import contextlib
 
 from bench.message_send import (
     ADMIN_ID,
@@ -239,7 +238,7 @@ def fd_limit(pid: int) -> str:
                 soft, hard = line.split()[3:5]
                 return f"{soft} (hard {hard})"
     except OSError:
-        pass
+        return "n/a"
     return "n/a"
 
 

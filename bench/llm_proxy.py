@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,9 +152,8 @@ def time_to_first_byte(client: httpx.Client, url: str, body: dict | None) -> tup
         next(chunks)
         elapsed = time.perf_counter() - started
         response.raise_for_status()
-        # The rest is read so that the keep-alive connection can serve the next request.
-        for _ in chunks:
-            pass
+        # The rest is read (and dropped) so that the keep-alive connection can serve the next request.
+        deque(chunks, maxlen=0)
     return elapsed, response.headers
 
 

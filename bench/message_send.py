@@ -6,6 +6,7 @@ Run with `make bench` or `.venv/bin/python bench/message_send.py`; bench/README.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -269,11 +270,10 @@ class Server:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     break
-                try:
+                # Refused or reset until Daphne listens: keep asking.
+                with contextlib.suppress(httpx.HTTPError):
                     if client.get("/healthz").status_code == 200:
                         return
-                except httpx.HTTPError:
-                    pass
                 time.sleep(0.1)
         raise SystemExit(f"daphne did not become healthy on {self.base_url}:\n{self.log_tail()}")
 

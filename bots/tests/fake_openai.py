@@ -118,7 +118,7 @@ def _handler_for(provider: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
-            pass
+            """Silent: the tests read `requests`, and a line per request would only clutter their output."""
 
         def do_GET(self) -> None:
             self._record(None)
