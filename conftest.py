@@ -27,6 +27,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from csgclaw_site.tests.asgi_scope import http_scope
+
 REPO_ROOT = Path(__file__).resolve().parent
 PYTHON = sys.executable
 LOOPBACK = "127.0.0.1"
@@ -387,24 +389,7 @@ async def asgi_stream() -> AsyncIterator[Callable[..., Any]]:
         start_timeout: float = 5.0,
     ) -> AsgiStream:
         query_string = urlencode(query or {}).encode()
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "root_path": "",
-            "query_string": query_string,
-            "headers": [(b"host", b"testserver")]
-            + [
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in (headers or {}).items()
-            ],
-            "client": (LOOPBACK, 50000),
-            "server": ("testserver", 80),
-        }
+        scope = http_scope(method, path, headers=headers, query_string=query_string)
         stream = AsgiStream(ApplicationCommunicator(application, scope))
         opened.append(stream)
         await stream.communicator.send_input({"type": "http.request", "body": b"", "more_body": False})

@@ -31,6 +31,7 @@ from bots.llm_usage import (
 )
 from bots.models import LlmOutcome, LlmUsage
 from csgclaw_site.config import clear_config_cache
+from csgclaw_site.tests.asgi_scope import http_scope
 from im.errors import NotFound, Unavailable
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]
@@ -174,23 +175,10 @@ class AsgiResponse:
 def asgi_communicator(
     method: str, path: str, *, token: str | None = SHARED_TOKEN, headers: Mapping[str, str] | None = None
 ) -> ApplicationCommunicator:
-    all_headers = {"host": "testserver", **(headers or {})}
+    all_headers = dict(headers or {})
     if token is not None:
         all_headers["authorization"] = f"Bearer {token}"
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(name.lower().encode(), value.encode()) for name, value in all_headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(method, path, headers=all_headers)
     return ApplicationCommunicator(get_asgi_application(), scope)
 
 

@@ -12,6 +12,7 @@ from django.core.signals import request_finished
 from django.db import connection
 
 from csgclaw_site.asgi import ReusedThreadASGIHandler
+from csgclaw_site.tests.asgi_scope import http_scope
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]
 
@@ -40,20 +41,7 @@ def finished_on() -> Iterator[list[FinishedOn]]:
 
 
 def communicator(handler: ReusedThreadASGIHandler, path: str) -> ApplicationCommunicator:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope("GET", path)
     return ApplicationCommunicator(handler, scope)
 
 
