@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 MANAGER_ROLE = "manager"
 WORKER_ROLE = "worker"
@@ -171,6 +172,16 @@ class StatusBoard(Protocol):
     """The runtime-status file (§7.2); the loop reports its counters here."""
 
     def update(self, **fields: Any) -> None: ...
+
+
+def join_url(base: str, path: str) -> str:
+    """`base`'s path joined with `path`, keeping `base`'s query (PicoClaw `url_test.go`, §3.1).
+
+    `http://h:8080/v1?name=foo` + `/api/x` → `http://h:8080/v1/api/x?name=foo`.
+    """
+    parts = urlsplit(base)
+    joined = parts.path.rstrip("/") + "/" + path.lstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, joined, parts.query, ""))
 
 
 CRASH_POINTS = ("after_inbox", "after_llm_request", "after_reply_send")
