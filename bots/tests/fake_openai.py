@@ -80,6 +80,14 @@ class FakeOpenAI:
         self.requests.clear()
         self.streams.clear()
 
+    def answer(self, body: Any) -> tuple[int, Any]:
+        """(status, JSON body) of a non-streamed chat completion: the error when one is set, else `pong`."""
+        if self.error_status is not None:
+            return self.error_status, {
+                "error": {"message": "fake provider error", "type": "fake_error", "code": None}
+            }
+        return 200, self.completion(body)
+
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         return {
             "id": "chatcmpl-fake",
@@ -137,13 +145,10 @@ def _handler_for(provider: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self._record(body)
             if self.path != "/v1/chat/completions":
                 self._send_json(404, {"error": {"message": "not found"}})
-            elif provider.error_status is not None:
-                error = {"error": {"message": "fake provider error", "type": "fake_error", "code": None}}
-                self._send_json(provider.error_status, error)
-            elif isinstance(body, dict) and body.get("stream") is True:
+            elif provider.error_status is None and isinstance(body, dict) and body.get("stream") is True:
                 self._send_stream(body)
             else:
-                self._send_json(200, provider.completion(body))
+                self._send_json(*provider.answer(body))
 
         def _record(self, body: Any) -> None:
             headers = {name.lower(): value for name, value in self.headers.items()}
