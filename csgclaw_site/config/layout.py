@@ -14,6 +14,7 @@ from csgclaw_site.config.schema import (
     DEFAULT_LOCAL_ISOLATION,
     DEFAULT_PICOCLAW_PATH,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SANDBOX_RUNTIME,
     Config,
 )
 
@@ -32,6 +33,7 @@ _PLAIN_KEYS: tuple[tuple[str, str, Any], ...] = (
     ("sandbox", "docker_path", DEFAULT_DOCKER_PATH),
     ("sandbox", "picoclaw_path", DEFAULT_PICOCLAW_PATH),
     ("sandbox", "local_isolation", DEFAULT_LOCAL_ISOLATION),
+    ("sandbox", "runtime", DEFAULT_SANDBOX_RUNTIME),
 )
 
 _DEFAULT_PATH = ("models", "default")

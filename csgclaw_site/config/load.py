@@ -105,6 +105,7 @@ def _config_from_toml(root: _Section) -> Config:
             docker_path=sandbox.string("docker_path"),
             picoclaw_path=sandbox.string("picoclaw_path"),
             local_isolation=sandbox.string("local_isolation"),
+            runtime=sandbox.string("runtime"),
         ),
         models=ModelsConfig(
             default=models.string("default"),

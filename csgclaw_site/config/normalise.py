@@ -15,6 +15,7 @@ from csgclaw_site.config.schema import (
     DEFAULT_MANAGER_IMAGE,
     DEFAULT_PICOCLAW_PATH,
     DEFAULT_SANDBOX_PROVIDER,
+    DEFAULT_SANDBOX_RUNTIME,
     Config,
 )
 
@@ -33,6 +34,7 @@ def _normalise(config: Config) -> Config:
     sandbox.docker_path = sandbox.docker_path.strip() or DEFAULT_DOCKER_PATH
     sandbox.picoclaw_path = sandbox.picoclaw_path.strip() or DEFAULT_PICOCLAW_PATH
     sandbox.local_isolation = sandbox.local_isolation.strip() or DEFAULT_LOCAL_ISOLATION
+    sandbox.runtime = sandbox.runtime.strip() or DEFAULT_SANDBOX_RUNTIME
     models.default = models.default.strip()
     for provider in models.providers.values():
         provider.base_url = provider.base_url.strip().rstrip("/")

@@ -17,6 +17,7 @@ DEFAULT_DEBIAN_REGISTRIES = ("harbor.opencsg.com", "docker.io")
 DEFAULT_DOCKER_PATH = "docker"
 DEFAULT_PICOCLAW_PATH = "picoclaw"
 DEFAULT_LOCAL_ISOLATION = "auto"
+DEFAULT_SANDBOX_RUNTIME = "auto"
 DEFAULT_REQUEST_TIMEOUT = 300.0
 DEFAULT_IDLE_TIMEOUT = 60.0
 LLM_API_PROVIDER_TYPE = "llm-api"
@@ -65,6 +66,7 @@ class SandboxConfig:
     docker_path: str = DEFAULT_DOCKER_PATH
     picoclaw_path: str = DEFAULT_PICOCLAW_PATH
     local_isolation: str = DEFAULT_LOCAL_ISOLATION
+    runtime: str = DEFAULT_SANDBOX_RUNTIME
 
 
 @dataclass

@@ -193,6 +193,7 @@ def test_legacy_sections_are_rejected(tmp_path, text, name):
             "parse sandbox.debian_registries: expected an array of strings",
         ),
         ("[sandbox]\nlocal_isolation = []", "parse sandbox.local_isolation: expected a string"),
+        ("[sandbox]\nruntime = 1", "parse sandbox.runtime: expected a string"),
         ("[models]\ndefault = 1", "parse models.default: expected a string"),
         ("[models]\nrequest_timeout = true", "parse models.request_timeout: expected a number"),
         ("[models]\nidle_timeout = [1]", "parse models.idle_timeout: expected a number"),
@@ -336,6 +337,7 @@ def test_normalisation_and_defaults(tmp_path, monkeypatch):
         boxlite_cli_path = ""
         debian_registries = [" a ", "", "a", "$CSGCLAW_TEST_REGISTRY", "${CSGCLAW_TEST_UNSET}"]
         local_isolation = "bwrap"
+        runtime = " builtin "
         [models]
         default = " remote:gpt-5.4 "
         [models.providers.remote]
@@ -362,6 +364,7 @@ def test_normalisation_and_defaults(tmp_path, monkeypatch):
     )
     assert loaded.sandbox.debian_registries == ["a", "mirror.example"]
     assert loaded.sandbox.local_isolation == "bwrap"
+    assert loaded.sandbox.runtime == "builtin"
     assert loaded.sandbox.docker_path == "docker"
     assert loaded.models.default == "remote:gpt-5.4"
     assert loaded.models.providers == {
@@ -375,6 +378,18 @@ def test_normalisation_and_defaults(tmp_path, monkeypatch):
     }
     assert loaded.feishu.admin_open_id == "ou_admin"
     assert loaded.feishu.apps == {"u-dev": FeishuApp(app_id="cli_x", app_secret="s3cret")}
+
+
+def test_sandbox_runtime_blank_is_auto_and_a_chosen_one_is_saved(tmp_path):
+    assert load_text(tmp_path, '[sandbox]\nruntime = "  "\n').sandbox.runtime == "auto"
+    assert cfgmod.default_config().sandbox.runtime == "auto"
+    config = canonical_config()
+    config.sandbox.runtime = "builtin"
+    path = cfgmod.save_config(config, tmp_path / "saved.toml")
+    assert 'runtime = "builtin"\n' in path.read_text()
+    assert cfgmod.load_config(path).sandbox.runtime == "builtin"
+    # An unknown value loads as written: the local provider reports it when a box starts.
+    assert load_text(tmp_path, '[sandbox]\nruntime = "jvm"\n').sandbox.runtime == "jvm"
 
 
 def test_empty_registry_list_falls_back_to_default(tmp_path):
@@ -465,6 +480,7 @@ def test_new_file_optional_keys_and_ordering(tmp_path):
     text = cfgmod.save_config(config, tmp_path / "config.toml").read_text()
     assert 'picoclaw_path = "/opt/picoclaw"\n' in text
     assert "docker_path" not in text and "local_isolation" not in text and "request_timeout" not in text
+    assert "runtime" not in text
     assert "idle_timeout = 90\n" in text
     assert 'default = "alpha.a"\n' in text
     assert text.index("[models.providers.alpha]") < text.index("[models.providers.zeta]")
@@ -1062,6 +1078,7 @@ def test_effective_config_is_expanded_filled_and_masked(tmp_path, monkeypatch):
     assert rendered["models"]["default"] == "remote.gpt-5.4"
     assert rendered["models"]["request_timeout"] == 300
     assert rendered["sandbox"]["local_isolation"] == "auto"
+    assert rendered["sandbox"]["runtime"] == "auto"
     for secret in ("token-value", "sk-secret", "feishu-secret", "${"):
         assert secret not in text
 
