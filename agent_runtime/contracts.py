@@ -7,7 +7,9 @@ tools) meet only through these types, so either can be tested with a fake of the
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -197,3 +199,23 @@ def crash_point(settings: Settings, point: str) -> None:
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(point)
     os._exit(137)
+
+
+def utc_iso(ts: float) -> str:
+    """Unix seconds as ISO 8601 UTC with milliseconds and `Z`: `2026-08-19T10:15:01.123Z`."""
+    millis = round(ts * 1000)
+    seconds, ms = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+
+
+def parse_utc_iso(text: Any) -> float | None:
+    """Unix seconds of an RFC 3339 time (`…Z` or an offset, any fraction); None when it is not one."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
