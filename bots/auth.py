@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from bots.llm_db import bridge_read
 from bots.selectors import agent_api_token
@@ -19,10 +20,14 @@ def presented_token(authorization: str) -> str | None:
     return authorization[len(BEARER_PREFIX) :]
 
 
-async def bearer_allowed(authorization: str, *, bot_id: str) -> bool:
+async def bearer_allowed(
+    authorization: str, *, bot_id: str, token_of: Callable[[str], str | None] = agent_api_token
+) -> bool:
     """True when auth is off, the shared token matches, or the token is this bot's own agent token.
 
-    An agent token opens only the routes of its own bot id, never another bot's.
+    An agent token opens only the routes of its own bot id, never another bot's. `token_of` maps the
+    route's id to the token of the agent it names (routes whose ids are aliases resolve them there); it
+    runs on a bridge database thread only when the shared token did not match.
     """
     server = _server_config()
     if server is not None and server.no_auth:
@@ -34,7 +39,7 @@ async def bearer_allowed(authorization: str, *, bot_id: str) -> bool:
         return True
     if not is_lookup_id(bot_id):
         return False
-    own_token = await bridge_read(agent_api_token, bot_id)
+    own_token = await bridge_read(token_of, bot_id)
     return own_token is not None and hmac.compare_digest(token.encode(), own_token.encode())
 
 

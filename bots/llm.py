@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -57,40 +57,54 @@ TIMEOUT_TEXT = "upstream request timed out"
 DISCONNECTED_TEXT = "client disconnected"
 
 
-async def llm_models(request: HttpRequest, bot_id: str) -> HttpResponse:
+# Maps a route's id to (the agent id the call is accounted to, its target). Runs on a bridge database
+# thread: one hop per call, so a route that must first resolve its id does both in the same function.
+TargetGet = Callable[[str], tuple[str, selectors.LlmTarget]]
+
+
+def bot_target_get(bot_id: str) -> tuple[str, selectors.LlmTarget]:
+    """The bot routes' lookup: the bot id is the agent id."""
+    return bot_id, selectors.llm_target_get(bot_id)
+
+
+async def llm_models(
+    request: HttpRequest, bot_id: str, *, target_get: TargetGet = bot_target_get
+) -> HttpResponse:
     """The agent's one model (§4); the provider's own `/models` is never asked."""
     started = time.monotonic()
     if request.method != "GET":
-        return _answered_locally(method_not_allowed(request), started)
+        return answered_locally(method_not_allowed(request), started)
     try:
-        target = await bridge_read(selectors.llm_target_get, bot_id)
+        _, target = await bridge_read(target_get, bot_id)
     except DomainError as exc:
-        return _answered_locally(response_for_exception(request, exc), started)
+        return answered_locally(response_for_exception(request, exc), started)
     listing = {
         "object": "list",
         "data": [{"id": target.model.model_id, "object": "model", "created": 0, "owned_by": "csgclaw"}],
     }
-    return _answered_locally(HttpResponse(_compact_json(listing), content_type=JSON_TYPE), started)
+    return answered_locally(HttpResponse(_compact_json(listing), content_type=JSON_TYPE), started)
 
 
-async def llm_chat_completions(request: HttpRequest, bot_id: str) -> HttpResponse:
+async def llm_chat_completions(
+    request: HttpRequest, bot_id: str, *, target_get: TargetGet = bot_target_get
+) -> HttpResponse:
     """Rewrite the request for the agent's model and relay the provider's answer (§5–§7)."""
     started = time.monotonic()
     created_at = timezone.now()
     if request.method != "POST":
-        return _answered_locally(method_not_allowed(request), started)
+        return answered_locally(method_not_allowed(request), started)
     try:
         raw = _read_request_body(request)
         # Resolved before decoding, so an unknown agent with a bad body is a 404 (§2).
-        target = await bridge_read(selectors.llm_target_get, bot_id)
+        agent_id, target = await bridge_read(target_get, bot_id)
         body = decode_json_object(raw, keep_nul=True)
     except (ApiError, DomainError) as exc:
-        return _answered_locally(response_for_exception(request, exc), started)
+        return answered_locally(response_for_exception(request, exc), started)
     payload, streaming = rewrite_completion_request(
         body, target.model, include_stream_usage=settings.CSGCLAW_LLM_INCLUDE_STREAM_USAGE
     )
     call = LlmCall(
-        agent_id=bot_id,
+        agent_id=agent_id,
         model=target.model.model_id,
         provider=target.model.provider_name,
         upstream_url=completions_url(target.model).split("?", 1)[0],
@@ -272,7 +286,7 @@ def _set_overhead(response: HttpResponse, call: LlmCall) -> None:
     response[OVERHEAD_HEADER] = str(call.overhead_ms)
 
 
-def _answered_locally(response: HttpResponse, started: float) -> HttpResponse:
+def answered_locally(response: HttpResponse, started: float) -> HttpResponse:
     """Without an upstream call, the whole handling time is the server's own."""
     response[OVERHEAD_HEADER] = str(round((time.monotonic() - started) * 1000))
     return response
