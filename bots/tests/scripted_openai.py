@@ -110,7 +110,7 @@ def has_tools(expected: bool = True) -> Matcher:
 @dataclass
 class Rule:
     matchers: tuple[Matcher, ...]
-    answer: Answer
+    answer: Answer | Callable[[], Answer]
     repeat: bool
     name: str
     used: int = 0
@@ -143,7 +143,10 @@ class ScriptedOpenAI(FakeOpenAI):
         self.script = _Script()
         self.changed = threading.Condition()
 
-    def rule(self, *matchers: Matcher, answer: Answer, repeat: bool = False, name: str = "") -> Rule:
+    def rule(
+        self, *matchers: Matcher, answer: Answer | Callable[[], Answer], repeat: bool = False, name: str = ""
+    ) -> Rule:
+        """Add a rule; `answer` may be a function, called when the rule fires (for ids known only later)."""
         added = Rule(matchers, answer, repeat, name or f"rule {len(self.script.rules) + 1}")
         with self.script.lock:
             self.script.rules.append(added)
@@ -192,7 +195,7 @@ class ScriptedOpenAI(FakeOpenAI):
             self.changed.notify_all()
         if chosen is None:
             return 500, {"error": {"message": "no scripted answer for this request", "type": "script"}}
-        answer = chosen.answer
+        answer = chosen.answer() if callable(chosen.answer) else chosen.answer
         if answer.hold is not None:
             held_from = time.monotonic()
             answer.hold.wait(HOLD_SECONDS)
