@@ -8,6 +8,7 @@ from bots import api as bots_api
 from bots import feishu_views
 from bots import streams as bot_streams
 from bots import views as bots
+from bots.participants import llm as participant_llm
 from csgclaw_site import http
 from im import pages as im_pages
 from im import streams as im_streams
@@ -38,6 +39,7 @@ urlpatterns = [
     path("api/v1/agents/<str:agent_id>/start", agents.AgentStartView.as_view()),
     path("api/v1/agents/<str:agent_id>/stop", agents.AgentStopView.as_view()),
     path("api/v1/agents/<str:agent_id>/logs", agents.AgentLogsView.as_view()),
+    re_path(r"^api/v1/agents/(?P<agent_id>[^/]*)/llm(?P<rest>/.*)?$", participant_llm.agent_llm),
     path("api/v1/im/agents/join", agents.AgentJoinView.as_view()),
     path("api/v1/bots", bots_api.BotsView.as_view()),
     path("api/v1/bots/<str:bot_id>", bots_api.BotDetailView.as_view()),
