@@ -12,8 +12,18 @@ from im.errors import DomainError
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "role", "status", "status_detail", "profile", "box_id", "created_at")
-    list_filter = ("role", "status")
+    list_display = (
+        "id",
+        "name",
+        "role",
+        "status",
+        "status_detail",
+        "profile",
+        "runtime",
+        "box_id",
+        "created_at",
+    )
+    list_filter = ("role", "status", "runtime")
     search_fields = ("id", "name", "slug", "description", "box_id", "profile", "model_id")
     # The slug names the box and the agent directory; editing it would orphan both.
     readonly_fields = ("slug", "api_token", "created_at", "updated_at", "llm_usage")

@@ -32,7 +32,7 @@ from csgclaw_site.config import (
     resolve_model,
 )
 from im.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
-from sandbox import boxspec
+from sandbox import boxspec, runtimes
 from sandbox.providers import get_provider
 from sandbox.providers.base import Box, BoxInfo, BoxNotFound, SandboxError, SandboxRuntime
 
@@ -182,6 +182,10 @@ def _model_id_for(config: Config, agent: Agent) -> str:
 
 def box_spec_for(config: Config, agent: Agent) -> boxspec.BoxSpec:
     """Build the box spec and prepare the host side: workspace, shared projects, PicoClaw files."""
+    if not settings.CSGCLAW_SANDBOX_PROVIDER_CLASS:
+        runtimes.require_runtime_supported(
+            provider=config.sandbox.provider, label=agent.runtime, setting=config.sandbox.runtime
+        )
     home = Path(settings.CSGCLAW_HOME)
     base_url = box_facing_base_url(config, local_provider=_uses_local_provider(config))
     model_id = _model_id_for(config, agent)
@@ -212,6 +216,7 @@ def box_spec_for(config: Config, agent: Agent) -> boxspec.BoxSpec:
         agent_id=agent.id,
         image=agent.image or config.bootstrap.manager_image,
         environment=environment,
+        runtime=agent.runtime,
     )
 
 

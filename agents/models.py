@@ -30,6 +30,14 @@ class AgentStatus(models.TextChoices):
     UNKNOWN = "unknown"
 
 
+class AgentRuntime(models.TextChoices):
+    """Which agent runtime a `local` box runs (builtin-runtime.md §2.1); blank follows [sandbox].runtime."""
+
+    DEFAULT = "", "default ([sandbox].runtime)"
+    PICOCLAW = "picoclaw", "PicoClaw"
+    BUILTIN = "builtin", "built-in"
+
+
 class Agent(models.Model):
     id = models.CharField(primary_key=True, max_length=MAX_ID_LENGTH)
     name = models.CharField(max_length=NAME_MAX)
@@ -44,6 +52,7 @@ class Agent(models.Model):
     provider = models.CharField(max_length=64, blank=True, default="")
     model_id = models.CharField(max_length=512, blank=True, default="")
     reasoning_effort = models.CharField(max_length=64, blank=True, default="")
+    runtime = models.CharField(max_length=16, choices=AgentRuntime.choices, blank=True, default="")
     api_token = models.CharField(max_length=64, unique=True, default=new_api_token)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -11,6 +11,8 @@ from im.serializers import format_time
 
 OPTIONAL_FIELDS_BEFORE_ROLE = ("description", "image", "box_id")
 PROFILE_FIELDS = ("profile", "provider", "model_id", "reasoning_effort")
+# Extension fields (builtin-runtime.md §2.1), after the upstream ones and omitted when empty.
+EXTENSION_FIELDS = ("runtime",)
 
 
 class AgentSerializer(serializers.BaseSerializer):
@@ -25,4 +27,5 @@ class AgentSerializer(serializers.BaseSerializer):
             data["status_detail"] = agent.status_detail
         data["created_at"] = format_time(agent.created_at)
         data.update({name: getattr(agent, name) for name in PROFILE_FIELDS if getattr(agent, name)})
+        data.update({name: getattr(agent, name) for name in EXTENSION_FIELDS if getattr(agent, name)})
         return data

@@ -12,7 +12,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import Q
 
 from agents import lifecycle
-from agents.models import NAME_MAX, Agent, AgentRole, AgentStatus
+from agents.models import NAME_MAX, Agent, AgentRole, AgentRuntime, AgentStatus
 from agents.selectors import agent_find
 from agents.serializers import AgentSerializer
 from bots.bindings import binding_upsert, bindings_delete_for_agent
@@ -186,6 +186,14 @@ def _validate_new_worker(*, name: str, agent_id: str, description: str) -> str:
     return slug
 
 
+def _runtime_parse(raw: str) -> str:
+    """The requested runtime, checked after the profile (builtin-runtime.md §2.1); blank means default."""
+    runtime = raw.strip().lower()
+    if runtime not in AgentRuntime.values:
+        raise Invalid('runtime must be one of "picoclaw" or "builtin"')
+    return runtime
+
+
 @transaction.atomic
 def agent_create(
     *,
@@ -194,6 +202,7 @@ def agent_create(
     agent_id: str = "",
     description: str = "",
     profile: str = "",
+    runtime: str = "",
     csgclaw_binding: bool = True,
 ) -> Agent:
     """Create a worker with its IM user, direct room and bot binding; its box is made in the background.
@@ -209,6 +218,7 @@ def agent_create(
         snapshot = ProfileSnapshot.of(resolve_model(config, profile))
     except ConfigError as exc:
         raise Invalid(str(exc)) from exc
+    runtime = _runtime_parse(runtime)
     agent = Agent(
         id=agent_id,
         name=name,
@@ -217,6 +227,7 @@ def agent_create(
         role=AgentRole.WORKER,
         image=config.bootstrap.manager_image,
         status=AgentStatus.CREATING,
+        runtime=runtime,
     )
     snapshot.apply_to(agent)
     agent.save(force_insert=True)

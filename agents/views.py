@@ -16,13 +16,14 @@ class AgentsView(ApiView):
         return Response(AgentSerializer(agents, many=True).data)
 
     def post(self, request):
-        body = parse_json_body(request, strings=("name", "id", "description", "profile"))
+        body = parse_json_body(request, strings=("name", "id", "description", "profile", "runtime"))
         agent = services.agent_create(
             config=lifecycle.current_config_for_request(),
             name=body.get("name", ""),
             agent_id=body.get("id", ""),
             description=body.get("description", ""),
             profile=body.get("profile", ""),
+            runtime=body.get("runtime", ""),
         )
         return Response(AgentSerializer(agent).data, status=201)
 

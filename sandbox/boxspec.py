@@ -21,14 +21,15 @@ GATEWAY_COMMAND = (
     "/usr/local/bin/picoclaw gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null",
 )
 AGENT_ID_LABEL = "csgclaw.agent_id"
+RUNTIME_LABEL = "csgclaw.runtime"
 MANAGER_SLUG = "manager"
 MANAGER_AGENT_ID = "u-manager"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 WORKSPACE_TEMPLATES_DIR = PACKAGE_DIR / "workspace_templates"
 # String values of the template that are exactly one of these placeholders are replaced when rendering:
-# {{BASE}} box-facing base, {{BOT}} agent id, {{TOKEN}} server token, {{MODEL}} model id,
-# {{MODEL_ID}} the openai/ form of the model id, {{LLM}} the agent's LLM bridge URL.
+# {{BASE}} box-facing base, {{BOT}} agent id, {{PART}} participant id, {{TOKEN}} server token,
+# {{MODEL}} model id, {{MODEL_ID}} the openai/ form of the model id, {{LLM}} the agent's LLM proxy URL.
 PICOCLAW_CONFIG_TEMPLATE = PACKAGE_DIR / "picoclaw" / "config.template.json"
 
 
@@ -71,14 +72,39 @@ def custom_model_id(model: str) -> str:
     return "openai/" + model
 
 
-def llm_base_url(base_url: str, bot_id: str) -> str:
-    """The agent's LLM bridge; a relative path when no box-facing base could be determined."""
-    return f"{base_url.rstrip('/')}/api/bots/{bot_id}/llm"
+def llm_base_url(base_url: str, agent_id: str) -> str:
+    """The agent-scoped LLM proxy (participants.md §6.2); a relative path when no box-facing base is known."""
+    return f"{base_url.rstrip('/')}/api/v1/agents/{agent_id}/llm"
 
 
-def feishu_app_for(bot_id: str, apps: Mapping[str, Any]) -> Any | None:
-    """The `[channels.feishu.<name>]` app whose table name is exactly the agent id (no prefix games)."""
-    return apps.get(bot_id)
+# Removed one at a time, in this order, until none matches (participants.md §1.2).
+_ID_PREFIXES = ("user-", "agent-", "pt-", "u-")
+
+
+def strip_id(value: str) -> str:
+    """`strip(x)` of participants.md §1.2: `u-agent-bob` → `bob`, `pt-Alice` → `Alice`."""
+    value = value.strip()
+    while True:
+        prefix = next((prefix for prefix in _ID_PREFIXES if value.startswith(prefix)), None)
+        if prefix is None:
+            return value
+        value = value[len(prefix) :]
+
+
+def participant_id(agent_id: str) -> str:
+    """The participant id of participants.md §1.2, kept here because sandbox must not import bots."""
+    if agent_id == MANAGER_AGENT_ID:
+        return "pt-manager"
+    return "pt-" + strip_id(agent_id)
+
+
+def feishu_app_for(agent_id: str, apps: Mapping[str, Any]) -> Any | None:
+    """The Feishu app table for the agent: `<id>`, then `u-<strip(id)>`, then `<strip(id)>` (§2.8)."""
+    stripped = strip_id(agent_id)
+    for name in (agent_id, f"u-{stripped}", stripped):
+        if name in apps:
+            return apps[name]
+    return None
 
 
 def box_environment(
@@ -90,7 +116,10 @@ def box_environment(
     feishu_app_id: str = "",
     feishu_app_secret: str = "",
 ) -> dict[str, str]:
-    """Every variable a box receives; the LLM key is always the server token, never the provider's key."""
+    """Every variable a box receives (participants.md §6.2); the LLM key is the token, never the provider's.
+
+    One environment serves PicoClaw ≤ 2026.5 (bot id) and 2026.6.x (participant id, channel switched on).
+    """
     llm = llm_base_url(base_url, bot_id)
     env = {
         "HOME": GUEST_HOME,
@@ -98,6 +127,8 @@ def box_environment(
         "PICOCLAW_CHANNELS_CSGCLAW_BASE_URL": base_url,
         "CSGCLAW_ACCESS_TOKEN": access_token,
         "PICOCLAW_CHANNELS_CSGCLAW_ACCESS_TOKEN": access_token,
+        "PICOCLAW_CHANNELS_CSGCLAW_ENABLED": "true",
+        "PICOCLAW_CHANNELS_CSGCLAW_PARTICIPANT_ID": participant_id(bot_id),
         "PICOCLAW_CHANNELS_CSGCLAW_BOT_ID": bot_id,
         "CSGCLAW_LLM_BASE_URL": llm,
         "OPENAI_BASE_URL": llm,
@@ -111,16 +142,23 @@ def box_environment(
         "PICOCLAW_CUSTOM_MODEL_NAME": model_id,
         "PICOCLAW_CUSTOM_MODEL_ID": custom_model_id(model_id),
     }
-    if feishu_app_id or feishu_app_secret:
+    if feishu_app_id.strip() and feishu_app_secret.strip():
+        env["PICOCLAW_CHANNELS_FEISHU_ENABLED"] = "true"
         env["PICOCLAW_CHANNELS_FEISHU_APP_ID"] = feishu_app_id
         env["PICOCLAW_CHANNELS_FEISHU_APP_SECRET"] = feishu_app_secret
     return env
 
 
 def build_box_spec(
-    *, home: Path, slug: str, agent_id: str, image: str, environment: Mapping[str, str]
+    *, home: Path, slug: str, agent_id: str, image: str, environment: Mapping[str, str], runtime: str = ""
 ) -> BoxSpec:
-    """The box spec shared by the manager and workers; providers derive their own names from `slug`."""
+    """The box spec shared by the manager and workers; providers derive their own names from `slug`.
+
+    `runtime` is the agent's own runtime choice, carried as a label only when it made one.
+    """
+    labels = {AGENT_ID_LABEL: agent_id}
+    if runtime:
+        labels[RUNTIME_LABEL] = runtime
     return BoxSpec(
         image=image,
         name=slug,
@@ -133,7 +171,7 @@ def build_box_spec(
         detach=True,
         auto_remove=False,
         entrypoint=None,
-        labels={AGENT_ID_LABEL: agent_id},
+        labels=labels,
     )
 
 
@@ -162,6 +200,7 @@ def render_picoclaw_files(
     values = {
         "{{BASE}}": base_url,
         "{{BOT}}": bot_id,
+        "{{PART}}": participant_id(bot_id),
         "{{TOKEN}}": access_token,
         "{{MODEL}}": model_id,
         "{{MODEL_ID}}": custom_model_id(model_id),

@@ -11,6 +11,8 @@ import pytest
 
 from agents import lifecycle
 from agents.models import Agent, AgentRole, AgentStatus
+from agents.tests.conftest import BOX_BASE_URL, PROVIDER_API_KEY, PROVIDER_BASE_URL
+from csgclaw_site.config import FeishuApp, clear_config_cache, load_config, save_config
 from im import events
 from im.errors import Invalid
 from im.identity import MANAGER_ID
@@ -21,10 +23,21 @@ pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("agent_config")]
 
 
 def make_worker(
-    agent_id: str = "u-alice", *, name: str = "Alice", status: str = AgentStatus.CREATING, model_id: str = ""
+    agent_id: str = "u-alice",
+    *,
+    name: str = "Alice",
+    status: str = AgentStatus.CREATING,
+    model_id: str = "",
+    runtime: str = "",
 ) -> Agent:
     return Agent.objects.create(
-        id=agent_id, name=name, slug=name.lower(), role=AgentRole.WORKER, status=status, model_id=model_id
+        id=agent_id,
+        name=name,
+        slug=name.lower(),
+        role=AgentRole.WORKER,
+        status=status,
+        model_id=model_id,
+        runtime=runtime,
     )
 
 
@@ -80,12 +93,83 @@ def test_box_spec_carries_the_agent_model_and_base_url_but_never_the_provider_ke
     assert env["PICOCLAW_CHANNELS_CSGCLAW_BOT_ID"] == "u-alice"
     assert env["OPENAI_MODEL"] == "qwen2.5:7b"
     assert env["CSGCLAW_BASE_URL"] == box_base
-    assert env["CSGCLAW_LLM_BASE_URL"] == f"{box_base}/api/bots/u-alice/llm"
+    assert env["CSGCLAW_LLM_BASE_URL"] == f"{box_base}/api/v1/agents/u-alice/llm"
     assert env["OPENAI_API_KEY"] == agent_config.server.access_token
     assert record["spec"]["image"] == agent_config.bootstrap.manager_image
     provider = agent_config.models.providers["remote"]
     assert provider.api_key not in json.dumps(record)
     assert provider.base_url not in json.dumps(record)
+
+
+@pytest.mark.django_db
+def test_box_environment_of_the_2026_6_example(write_config, fake_boxes):
+    # participants.md §6.2's example: base http://10.0.0.8:18080, token shared-token, model minimax-m2.7.
+    write_config(advertise_base_url="http://10.0.0.8:18080")
+    make_worker("u-worker-1", name="worker-1", model_id="minimax-m2.7")
+
+    lifecycle.provision("u-worker-1")
+
+    env = fake_boxes.record("worker-1")["spec"]["env"]
+    llm = "http://10.0.0.8:18080/api/v1/agents/u-worker-1/llm"
+    assert env == {
+        "HOME": "/home/picoclaw",
+        "CSGCLAW_BASE_URL": "http://10.0.0.8:18080",
+        "CSGCLAW_ACCESS_TOKEN": "shared-token",
+        "CSGCLAW_LLM_BASE_URL": llm,
+        "OPENAI_BASE_URL": llm,
+        "PICOCLAW_CUSTOM_MODEL_BASE_URL": llm,
+        "CSGCLAW_LLM_API_KEY": "shared-token",
+        "OPENAI_API_KEY": "shared-token",
+        "PICOCLAW_CUSTOM_MODEL_API_KEY": "shared-token",
+        "CSGCLAW_LLM_MODEL_ID": "minimax-m2.7",
+        "OPENAI_MODEL": "minimax-m2.7",
+        "PICOCLAW_AGENTS_DEFAULTS_MODEL_NAME": "minimax-m2.7",
+        "PICOCLAW_CUSTOM_MODEL_NAME": "minimax-m2.7",
+        "PICOCLAW_CUSTOM_MODEL_ID": "openai/minimax-m2.7",
+        "PICOCLAW_CHANNELS_CSGCLAW_ENABLED": "true",
+        "PICOCLAW_CHANNELS_CSGCLAW_BASE_URL": "http://10.0.0.8:18080",
+        "PICOCLAW_CHANNELS_CSGCLAW_ACCESS_TOKEN": "shared-token",
+        "PICOCLAW_CHANNELS_CSGCLAW_PARTICIPANT_ID": "pt-worker-1",
+        "PICOCLAW_CHANNELS_CSGCLAW_BOT_ID": "u-worker-1",
+    }
+
+
+@pytest.mark.django_db
+def test_manager_box_gets_pt_manager_and_a_feishu_table_named_manager(agent_config, csgclaw_home, fake_boxes):
+    config = load_config(csgclaw_home / "config.toml")
+    config.feishu.apps = {"manager": FeishuApp(app_id="cli_m", app_secret="feishu-secret-m")}
+    save_config(config)
+    clear_config_cache()
+
+    lifecycle.manager_box_ensure(config=config)
+
+    env = fake_boxes.record("manager")["spec"]["env"]
+    assert env["PICOCLAW_CHANNELS_CSGCLAW_PARTICIPANT_ID"] == "pt-manager"
+    assert env["PICOCLAW_CHANNELS_FEISHU_ENABLED"] == "true"
+    assert (env["PICOCLAW_CHANNELS_FEISHU_APP_ID"], env["PICOCLAW_CHANNELS_FEISHU_APP_SECRET"]) == (
+        "cli_m",
+        "feishu-secret-m",
+    )
+    rendered = json.loads((csgclaw_home / "agents" / "manager" / ".picoclaw" / "config.json").read_text())
+    csgclaw = rendered["channels"]["csgclaw"]
+    assert (csgclaw["bot_id"], csgclaw["participant_id"]) == ("u-manager", "pt-manager")
+    assert rendered["session"]["dimensions"] == ["chat", "topic"]
+    assert rendered["model_list"][0]["api_base"] == f"{BOX_BASE_URL}/api/v1/agents/u-manager/llm"
+
+
+@pytest.mark.django_db
+def test_no_provider_key_or_base_url_in_any_variable_or_rendered_file(agent_config, csgclaw_home, fake_boxes):
+    lifecycle.manager_box_ensure(config=agent_config)
+    make_worker()
+    lifecycle.provision("u-alice")
+
+    picoclaw = csgclaw_home / "agents" / "manager" / ".picoclaw"
+    texts = [json.dumps(fake_boxes.record(slug)) for slug in ("manager", "alice")]
+    texts += [(picoclaw / name).read_text() for name in ("config.json", ".security.yml")]
+    assert not [key for key in fake_boxes.record("alice")["spec"]["env"] if "FEISHU" in key]
+    for text in texts:
+        assert PROVIDER_API_KEY not in text
+        assert PROVIDER_BASE_URL not in text
 
 
 @pytest.mark.django_db
@@ -133,6 +217,52 @@ def test_provision_turns_any_host_error_into_failed(csgclaw_home):
 
     assert agent.status == AgentStatus.FAILED
     assert agent.status_detail.startswith("create worker box: ")
+
+
+def set_sandbox(csgclaw_home, **values: str) -> None:
+    """Rewrite [sandbox] keys of the test's config.toml."""
+    config = load_config(csgclaw_home / "config.toml")
+    for key, value in values.items():
+        setattr(config.sandbox, key, value)
+    save_config(config)
+    clear_config_cache()
+
+
+BUILTIN_NEEDS_LOCAL = 'builtin runtime requires [sandbox].provider = "local"'
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("provider", ["boxlite-cli", "boxlite-sdk", "csghub", "docker"])
+def test_builtin_runtime_under_an_image_provider_fails_provisioning(csgclaw_home, settings, provider):
+    settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = ""
+    set_sandbox(csgclaw_home, provider=provider)
+    make_worker(runtime="builtin")
+
+    agent = lifecycle.provision("u-alice")
+
+    assert (agent.status, agent.status_detail) == ("failed", f"create worker box: {BUILTIN_NEEDS_LOCAL}")
+
+
+@pytest.mark.django_db
+def test_builtin_setting_under_docker_fails_the_manager_with_its_own_prefix(csgclaw_home, settings):
+    settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = ""
+    set_sandbox(csgclaw_home, provider="docker", runtime="builtin")
+    Agent.objects.create(id=MANAGER_ID, name="manager", slug="manager", role=AgentRole.MANAGER)
+
+    agent = lifecycle.provision(MANAGER_ID)
+
+    assert agent.status_detail == f"create bootstrap manager box: {BUILTIN_NEEDS_LOCAL}"
+
+
+@pytest.mark.django_db
+def test_a_provider_class_decides_the_runtime_itself(csgclaw_home, fake_boxes):
+    set_sandbox(csgclaw_home, provider="docker", runtime="builtin")
+    make_worker(runtime="builtin")
+
+    agent = lifecycle.provision("u-alice")
+
+    assert agent.status == AgentStatus.RUNNING
+    assert fake_boxes.record("alice")["spec"]["labels"]["csgclaw.runtime"] == "builtin"
 
 
 @pytest.mark.django_db

@@ -46,6 +46,7 @@ EVERY_AGENT_KEY = [
     "provider",
     "model_id",
     "reasoning_effort",
+    "runtime",
 ]
 
 
@@ -141,6 +142,7 @@ def test_every_optional_key_appears_in_its_place_when_set(client):
         provider="llm-api",
         model_id="gpt-5.4",
         reasoning_effort="low",
+        runtime="builtin",
         created_at=datetime(2026, 4, 24, 10, 5, 0, 123400, tzinfo=UTC),
     )
 
@@ -200,6 +202,11 @@ def test_the_api_token_never_leaves_the_server(client, alice):
         ({"name": "Zed", "id": "u/zed"}, 'agent id "u/zed" is invalid'),
         ({"name": "admin"}, 'agent id "u-admin" already exists'),
         ({"name": "Zed", "profile": "nope"}, 'models provider "nope" was not found'),
+        ({"name": "a", "runtime": 5}, 'decode request: field "runtime" must be a string'),
+        ({"name": "a", "runtime": "x"}, 'runtime must be one of "picoclaw" or "builtin"'),
+        ({"name": "a", "runtime": "auto"}, 'runtime must be one of "picoclaw" or "builtin"'),
+        # The runtime is checked after the profile (check 8).
+        ({"name": "Zed", "profile": "nope", "runtime": "x"}, 'models provider "nope" was not found'),
     ],
 )
 def test_create_rejections_are_plain_text_400s_that_write_nothing(client, body, message):
@@ -210,6 +217,23 @@ def test_create_rejections_are_plain_text_400s_that_write_nothing(client, body, 
     assert response.status_code == 400
     assert error_text(response) == message
     assert {**row_counts(), "Bot": Bot.objects.count()} == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("raw", "stored"), [(" BuiltIn ", "builtin"), ("picoclaw", "picoclaw"), ("  ", "")])
+def test_create_takes_a_runtime_trimmed_and_lower_cased(
+    client, fake_boxes, django_capture_on_commit_callbacks, raw, stored
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_json(client, AGENTS, {"name": "alice", "runtime": raw})
+
+    assert response.status_code == 201, response.content
+    assert response.json().get("runtime") == (stored or None)
+    assert list(response.json())[-1] == ("runtime" if stored else "reasoning_effort")
+    assert reload().runtime == stored
+    labels = fake_boxes.record("alice")["spec"]["labels"]
+    expected = {"csgclaw.agent_id": "u-alice", **({"csgclaw.runtime": stored} if stored else {})}
+    assert labels == expected
 
 
 @pytest.mark.django_db

@@ -84,6 +84,7 @@ class FakeRuntime:
                 "cmd": list(spec.cmd),
                 "env": dict(spec.env),
                 "mounts": [asdict(mount) for mount in spec.mounts],
+                "labels": dict(spec.labels),
             },
         }
         self.save(record)

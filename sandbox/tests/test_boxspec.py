@@ -17,6 +17,7 @@ from sandbox.boxspec import (
     custom_model_id,
     feishu_app_for,
     is_manager,
+    participant_id,
     picoclaw_dir,
     projects_dir,
     render_picoclaw_files,
@@ -51,13 +52,15 @@ def test_worker_environment_has_every_variable() -> None:
         model_id="minimax-m2.7",
     )
 
-    llm = "http://10.0.0.8:18080/api/bots/u-worker-1/llm"
+    llm = "http://10.0.0.8:18080/api/v1/agents/u-worker-1/llm"
     assert env == {
         "HOME": "/home/picoclaw",
         "CSGCLAW_BASE_URL": "http://10.0.0.8:18080",
         "PICOCLAW_CHANNELS_CSGCLAW_BASE_URL": "http://10.0.0.8:18080",
         "CSGCLAW_ACCESS_TOKEN": "shared-token",
         "PICOCLAW_CHANNELS_CSGCLAW_ACCESS_TOKEN": "shared-token",
+        "PICOCLAW_CHANNELS_CSGCLAW_ENABLED": "true",
+        "PICOCLAW_CHANNELS_CSGCLAW_PARTICIPANT_ID": "pt-worker-1",
         "PICOCLAW_CHANNELS_CSGCLAW_BOT_ID": "u-worker-1",
         "CSGCLAW_LLM_BASE_URL": llm,
         "OPENAI_BASE_URL": llm,
@@ -88,12 +91,28 @@ def test_manager_environment_with_its_feishu_app() -> None:
     )
 
     assert env["PICOCLAW_CHANNELS_CSGCLAW_BOT_ID"] == "u-manager"
-    assert env["CSGCLAW_LLM_BASE_URL"] == "http://example.test/base/api/bots/u-manager/llm"
+    assert env["PICOCLAW_CHANNELS_CSGCLAW_PARTICIPANT_ID"] == "pt-manager"
+    assert env["CSGCLAW_LLM_BASE_URL"] == "http://example.test/base/api/v1/agents/u-manager/llm"
     assert env["OPENAI_API_KEY"] == "your_access_token"
     assert env["PICOCLAW_CUSTOM_MODEL_ID"] == "openai/Qwen/Qwen3-0.6B-GGUF"
     assert env["PICOCLAW_CHANNELS_FEISHU_APP_ID"] == "cli_a1"
     assert env["PICOCLAW_CHANNELS_FEISHU_APP_SECRET"] == "s3cret"
-    assert len(env) == 19
+    assert env["PICOCLAW_CHANNELS_FEISHU_ENABLED"] == "true"
+    assert len(env) == 22
+
+
+@pytest.mark.parametrize(("app_id", "app_secret"), [("cli_a1", ""), ("", "s3cret"), (" ", " ")])
+def test_feishu_variables_need_both_values(app_id: str, app_secret: str) -> None:
+    env = box_environment(
+        base_url="http://h:1",
+        access_token="t",
+        bot_id="u-alice",
+        model_id="m",
+        feishu_app_id=app_id,
+        feishu_app_secret=app_secret,
+    )
+
+    assert not [key for key in env if "FEISHU" in key]
 
 
 def test_feishu_variables_are_absent_without_an_app() -> None:
@@ -104,14 +123,44 @@ def test_feishu_variables_are_absent_without_an_app() -> None:
 
 @pytest.mark.parametrize(
     ("bot_id", "expected"),
-    [("u-manager", None), ("manager", "cli_m"), ("u-dev", "cli_d"), ("U-DEV", None), ("u-dev ", None)],
+    [
+        ("u-manager", "cli_m"),
+        ("manager", "cli_m"),
+        ("u-dev", "cli_d"),
+        ("pt-dev", "cli_d"),
+        ("dev", "cli_dev"),
+        ("U-DEV", None),
+        ("u-ops", "cli_o"),
+        ("u-nobody", None),
+    ],
 )
-def test_feishu_app_matches_the_exact_table_name_only(bot_id: str, expected: str | None) -> None:
-    apps = {"manager": FeishuApp(app_id="cli_m"), "u-dev": FeishuApp(app_id="cli_d")}
+def test_feishu_app_lookup_order(bot_id: str, expected: str | None) -> None:
+    # participants.md §2.8: `<id>`, then `u-<strip(id)>`, then `<strip(id)>`; the first existing wins.
+    apps = {
+        "manager": FeishuApp(app_id="cli_m"),
+        "u-dev": FeishuApp(app_id="cli_d"),
+        "ops": FeishuApp(app_id="cli_o"),
+        "dev": FeishuApp(app_id="cli_dev"),
+    }
 
     app = feishu_app_for(bot_id, apps)
 
     assert (app.app_id if app else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("agent_id", "expected"),
+    [
+        ("u-manager", "pt-manager"),
+        ("u-worker-1", "pt-worker-1"),
+        ("u-Alice", "pt-Alice"),
+        ("u-agent-bob", "pt-bob"),
+        ("bob", "pt-bob"),
+        ("u-worker_01", "pt-worker_01"),
+    ],
+)
+def test_participant_id(agent_id: str, expected: str) -> None:
+    assert participant_id(agent_id) == expected
 
 
 @pytest.mark.parametrize(
@@ -134,7 +183,7 @@ def test_empty_base_degrades_to_relative_llm_paths() -> None:
     env = box_environment(base_url="", access_token="t", bot_id="u-alice", model_id="")
 
     assert env["CSGCLAW_BASE_URL"] == ""
-    assert env["OPENAI_BASE_URL"] == "/api/bots/u-alice/llm"
+    assert env["OPENAI_BASE_URL"] == "/api/v1/agents/u-alice/llm"
     assert env["PICOCLAW_CUSTOM_MODEL_ID"] == ""
 
 
@@ -155,6 +204,15 @@ def test_box_spec_has_the_two_mounts_the_command_and_the_label(tmp_path: Path) -
     ]
     assert (spec.detach, spec.auto_remove, spec.entrypoint) == (True, False, None)
     assert spec.labels == {"csgclaw.agent_id": "u-alice-smith"}
+
+
+@pytest.mark.parametrize("runtime", ["builtin", "picoclaw"])
+def test_box_spec_labels_the_agents_runtime_choice(tmp_path: Path, runtime: str) -> None:
+    spec = build_box_spec(
+        home=tmp_path, slug="alice", agent_id="u-alice", image="img:1", environment={}, runtime=runtime
+    )
+
+    assert spec.labels == {"csgclaw.agent_id": "u-alice", "csgclaw.runtime": runtime}
 
 
 @pytest.mark.parametrize(
@@ -235,6 +293,7 @@ def expected_config(*, base: bool) -> dict:
         "enabled": True,
         "base_url": "http://10.0.0.8:18080",
         "bot_id": "u-manager",
+        "participant_id": "pt-manager",
         "access_token": "shared-token",
         "allow_from": [],
         "group_trigger": {"mention_only": True},
@@ -242,14 +301,14 @@ def expected_config(*, base: bool) -> dict:
     model = {
         "model_name": "minimax-m2.7",
         "model": "openai/minimax-m2.7",
-        "api_base": "http://10.0.0.8:18080/api/bots/u-manager/llm",
+        "api_base": "http://10.0.0.8:18080/api/v1/agents/u-manager/llm",
         "api_key": "shared-token",
     }
     if not base:
         del csgclaw["base_url"], model["api_base"]
     return {
         "version": 1,
-        "session": {"dm_scope": "per-channel-peer"},
+        "session": {"dm_scope": "per-channel-peer", "dimensions": ["chat", "topic"]},
         "agents": {
             "defaults": {
                 "workspace": "~/.picoclaw/workspace",
@@ -321,6 +380,7 @@ def test_render_overwrites_and_keeps_existing_logs(tmp_path: Path) -> None:
 
     render_picoclaw_files(tmp_path, base_url="http://h:1", bot_id="u-a", access_token="t", model_id="m")
 
-    assert json.loads((tmp_path / "config.json").read_text())["channels"]["csgclaw"]["bot_id"] == "u-a"
+    csgclaw = json.loads((tmp_path / "config.json").read_text())["channels"]["csgclaw"]
+    assert (csgclaw["bot_id"], csgclaw["participant_id"]) == ("u-a", "pt-a")
     assert mode_of(tmp_path / "config.json") == 0o600
     assert (tmp_path / "logs" / "old.log").exists()

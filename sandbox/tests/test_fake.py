@@ -45,6 +45,7 @@ def test_create_records_the_spec_and_runs(csgclaw_home: Path) -> None:
         "mounts": [
             {"host_path": m.host_path, "guest_path": m.guest_path, "read_only": False} for m in spec.mounts
         ],
+        "labels": spec.labels,
     }
     assert stat.S_IMODE(state_path.stat().st_mode) == 0o600
 

@@ -170,7 +170,7 @@ def test_host_layout_rendered_files_and_symlinks(
     picoclaw_home = runtime.box_home / ".picoclaw"
     config = json.loads((picoclaw_home / "config.json").read_text())
     assert config["channels"]["csgclaw"]["bot_id"] == "u-alice"
-    assert config["model_list"][0]["api_base"] == "http://10.0.0.8:18080/api/bots/u-alice/llm"
+    assert config["model_list"][0]["api_base"] == "http://10.0.0.8:18080/api/v1/agents/u-alice/llm"
     assert stat.S_IMODE((picoclaw_home / ".security.yml").stat().st_mode) == 0o600
     workspace = csgclaw_home / "agents" / "alice" / "workspace"
     assert (picoclaw_home / "workspace").resolve() == workspace.resolve()
