@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -19,10 +20,22 @@ from bots.auth import bearer_allowed
 from bots.participants.identity import participant_agent_id
 from csgclaw_site.http import clean_text, error_response, method_not_allowed, not_found
 from im.errors import NotFound
+from im.identity import ADMIN_ID
 
 WEBSOCKET_REQUIRED_TEXT = "responses websocket upgrade is required"
 
 AgentLlmHandler = Callable[[HttpRequest, str], Awaitable[HttpResponse]]
+
+
+def _names_itself(path_id: str) -> bool:
+    """True when an agent with exactly this id is the agent the id resolves to (§1.3), if it exists.
+
+    Boxes and the built-in runtime call with the agent's own id (`u-…`); the primary-key read answers
+    those in a few dozen microseconds where the full alias resolution costs the better part of a
+    millisecond of the bridge's budget. Among `u-` ids only the admin's is claimed before step 3 (step 1);
+    `u-manager` is claimed by step 2, which picks the agent `u-manager` first.
+    """
+    return path_id.startswith("u-") and path_id != ADMIN_ID
 
 
 def agent_llm_target_get(path_id: str) -> tuple[str, selectors.LlmTarget]:
@@ -30,6 +43,10 @@ def agent_llm_target_get(path_id: str) -> tuple[str, selectors.LlmTarget]:
 
     An id naming no agent (the admin's included) is 404 with the id as the client gave it.
     """
+    if _names_itself(path_id):
+        # A miss falls through: `u-alice` may still name `u-Alice` by the later steps.
+        with suppress(NotFound):
+            return path_id, selectors.llm_target_get(path_id)
     agent_id = participant_agent_id(path_id)
     if agent_id is None:
         raise NotFound(f'agent "{path_id}" not found')
@@ -38,6 +55,10 @@ def agent_llm_target_get(path_id: str) -> tuple[str, selectors.LlmTarget]:
 
 def agent_token_get(path_id: str) -> str | None:
     """The own token of the agent the path id names: an agent's token opens its routes under every alias."""
+    if _names_itself(path_id):
+        token = selectors.agent_api_token(path_id)
+        if token is not None:
+            return token
     agent_id = participant_agent_id(path_id)
     return None if agent_id is None else selectors.agent_api_token(agent_id)
 

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from asgiref.sync import sync_to_async
 
 from agents.models import Agent
 from bots import llm
@@ -90,6 +91,19 @@ def manager() -> Agent:
     return agent
 
 
+@pytest.fixture
+def write_agent_ids() -> Any:
+    """`await write_agent_ids((id, role, model_id), …)`: agents whose profiles name those models."""
+
+    @sync_to_async
+    def write(*agents: tuple[str, str, str]) -> None:
+        for agent_id, role, model_id in agents:
+            agent = make_agent(agent_id, model_id=model_id, profile=f"remote.{model_id}")
+            Agent.objects.filter(pk=agent.pk).update(role=role)
+
+    return write
+
+
 # --- routes and check order (§5.1, §5.2) -------------------------------------------------------------
 
 
@@ -127,6 +141,31 @@ async def test_manager_aliases_resolve_the_manager(dev, manager, alias):
     response = await call(llm_path(alias, "models"), method="GET")
 
     assert json.loads(response.body)["data"][0]["id"] == "gpt-4o"
+
+
+async def test_an_agent_id_that_is_no_agent_still_resolves_by_the_later_steps(write_agent_ids):
+    await write_agent_ids(("u-Alice", "worker", "gpt-4o"), ("u-boss", "manager", MODEL))
+
+    by_case = await call(llm_path("u-alice", "models"), method="GET")
+    by_role = await call(llm_path("u-manager", "models"), method="GET")
+    admin = await call(llm_path("u-admin", "models"), method="GET")
+
+    assert json.loads(by_case.body)["data"][0]["id"] == "gpt-4o"
+    assert json.loads(by_role.body)["data"][0]["id"] == MODEL
+    assert (admin.status, admin.text) == (404, 'agent "u-admin" not found\n')
+
+
+async def test_an_agent_without_a_resolvable_model_is_404_naming_the_agent(dev, settings):
+    settings.CSGCLAW_CONFIG.write_text(f'[server]\naccess_token = "{SHARED_TOKEN}"\n')
+    clear_config_cache()
+
+    responses = [await call(llm_path(alias, "models"), method="GET") for alias in ("u-dev", "pt-dev")]
+
+    for response in responses:
+        assert (response.status, response.text) == (
+            404,
+            'no llm profile could be resolved for agent "u-dev"\n',
+        )
 
 
 @pytest.mark.parametrize(
