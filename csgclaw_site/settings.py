@@ -145,6 +145,9 @@ CSGCLAW_SSE_MAX_LIFETIME = env.float("CSGCLAW_SSE_MAX_LIFETIME", default=1800.0)
 CSGCLAW_SSE_POLL_INTERVAL = env.float("CSGCLAW_SSE_POLL_INTERVAL", default=5.0)
 CSGCLAW_SSE_BATCH = env.int("CSGCLAW_SSE_BATCH", default=100)
 CSGCLAW_STREAM_RESUME_WINDOW = env.float("CSGCLAW_STREAM_RESUME_WINDOW", default=600.0)
+# A participant stream replays unanswered human messages this recent (participants.md §2.6), as upstream's
+# 30-minute "recent unanswered" window.
+CSGCLAW_PARTICIPANT_REPLAY_WINDOW = env.float("CSGCLAW_PARTICIPANT_REPLAY_WINDOW", default=1800.0)
 CSGCLAW_EVENT_RETENTION_DAYS = env.float("CSGCLAW_EVENT_RETENTION_DAYS", default=7.0)
 CSGCLAW_WORKER_INTRO_DELAY = env.float("CSGCLAW_WORKER_INTRO_DELAY", default=1.0)
 CSGCLAW_AGENT_STATUS_TTL = env.float("CSGCLAW_AGENT_STATUS_TTL", default=5.0)

@@ -25,6 +25,8 @@ USER_CREATED = "user.created"
 USER_DELETED = "user.deleted"
 AGENT_UPDATED = "agent.updated"
 
+PARTICIPANT_CHANNEL = "csgclaw"
+
 
 def event_append(
     *,
@@ -34,6 +36,7 @@ def event_append(
     room_id: str | None = None,
     message_id: str | None = None,
     bot_payload: dict[str, Any] | None = None,
+    participant_payload: dict[str, Any] | None = None,
     recipients: Iterable[tuple[str, bool]] = (),
 ) -> Event:
     """Append one event in the caller's transaction; streams are rung only after it commits.
@@ -54,6 +57,7 @@ def event_append(
         message_id=message_id,
         payload={"type": type, **payload},
         bot_payload=bot_payload,
+        participant_payload=participant_payload,
     )
     EventRecipient.objects.bulk_create(
         EventRecipient(event=event, recipient_id=recipient_id, mentioned=mentioned)
@@ -76,21 +80,54 @@ def message_created_payload(message: Message, sender: ChatUser) -> dict[str, Any
     }
 
 
-def bot_message_payload(message: Message, sender: ChatUser, *, is_direct: bool) -> dict[str, Any]:
-    """The bot frame (events.md §3.3) without `mentions`, which depends on the receiving bot."""
+def _sender_brief(sender: ChatUser) -> dict[str, str]:
+    """`{"id", "username", "display_name"}` of bot and participant frames; empty names are omitted."""
     sender_data = {"id": sender.id}
     if sender.handle:
         sender_data["username"] = sender.handle
     if sender.name:
         sender_data["display_name"] = sender.name
+    return sender_data
+
+
+def bot_message_payload(message: Message, sender: ChatUser, *, is_direct: bool) -> dict[str, Any]:
+    """The bot frame (events.md §3.3) without `mentions`, which depends on the receiving bot."""
     return {
         "message_id": message.message_id,
         "room_id": message.room_id,
         "chat_id": message.room_id,
         "chat_type": "direct" if is_direct else "group",
-        "sender": sender_data,
+        "sender": _sender_brief(sender),
         "text": message.content,
         "timestamp": str(unix_millis(message.created_at)),
+    }
+
+
+def participant_message_payload(message: Message, sender: ChatUser, *, is_direct: bool) -> dict[str, Any]:
+    """The participant frame (participants.md §2.4) without the keys that depend on the recipient.
+
+    Messages here are always top-level and without attachments, so `thread_root_id`, `thread_context`,
+    `attachments` and `context.topic_id` are absent and `context.raw.thread_root_id` is "".
+    """
+    chat_type = "direct" if is_direct else "group"
+    return {
+        "message_id": message.message_id,
+        "room_id": message.room_id,
+        "channel": PARTICIPANT_CHANNEL,
+        "chat_id": message.room_id,
+        "chat_type": chat_type,
+        "sender": _sender_brief(sender),
+        "sender_id": sender.id,
+        "text": message.content,
+        "timestamp": str(unix_millis(message.created_at)),
+        "context": {
+            "channel": PARTICIPANT_CHANNEL,
+            "chat_id": message.room_id,
+            "chat_type": chat_type,
+            "sender_id": sender.id,
+            "message_id": message.message_id,
+            "raw": {"room_id": message.room_id, "thread_root_id": ""},
+        },
     }
 
 

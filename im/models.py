@@ -80,6 +80,8 @@ class Message(models.Model):
     event = OrderedJSONField(null=True, blank=True)
     mentions = models.JSONField(default=list, blank=True)
     client_msg_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)
+    # Caller-defined object of the participant send (participants.md §3.2), echoed in message JSON.
+    metadata = OrderedJSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -110,6 +112,8 @@ class Event(models.Model):
     message_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True, db_index=True)
     payload = OrderedJSONField()
     bot_payload = OrderedJSONField(null=True, blank=True)
+    # The participant frame without its per-recipient keys (participants.md §2.7).
+    participant_payload = OrderedJSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -149,6 +153,7 @@ class EventLogState(models.Model):
 class StreamCursorKind(models.TextChoices):
     BOT = "bot"
     FEISHU = "feishu"
+    PARTICIPANT = "participant"
 
 
 class StreamCursor(models.Model):

@@ -50,6 +50,8 @@ class MessageSerializer(serializers.BaseSerializer):
         data["mentions"] = list(message.mentions or [])
         if message.client_msg_id:
             data["client_msg_id"] = message.client_msg_id
+        if message.metadata:
+            data["metadata"] = message.metadata
         return data
 
 

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max
 
 from im import events, selectors
+from im.aliases import rewrite_alias_tags
 from im.errors import Conflict, Invalid, NotFound
 from im.identity import (
     ADMIN_ACCENT,
@@ -186,9 +187,11 @@ def _store_message(
     event: dict | None = None,
     mentions: list[str] | None = None,
     client_msg_id: str | None = None,
+    message_id: str = "",
+    metadata: dict | None = None,
 ) -> Message:
     return Message.objects.create(
-        message_id=new_message_id(),
+        message_id=message_id or new_message_id(),
         room=room,
         sender_id=sender_id,
         kind=kind,
@@ -196,6 +199,7 @@ def _store_message(
         event=event,
         mentions=mentions or [],
         client_msg_id=client_msg_id,
+        metadata=metadata or None,
     )
 
 
@@ -402,6 +406,7 @@ def message_send(
         existing = selectors.message_find_by_client_id(sender_id=sender.id, client_msg_id=client_msg_id)
         if existing is not None:
             return SentMessage(existing, created=False)
+    content = rewrite_alias_tags(content)
     if mentioned is not None and mentioned.id not in _mentions_of(content):
         content = f"{at_tag(mentioned.id, mentioned.name)} {content}"
     try:
@@ -416,8 +421,21 @@ def message_send(
     return SentMessage(message, created=True)
 
 
-def message_post(*, room: Room, sender: ChatUser, content: str, client_msg_id: str = "") -> Message:
-    """Store a text message and emit `message.created` with its bot recipients (caller's transaction)."""
+def message_post(
+    *,
+    room: Room,
+    sender: ChatUser,
+    content: str,
+    client_msg_id: str = "",
+    message_id: str = "",
+    metadata: dict | None = None,
+) -> Message:
+    """Store a text message and emit `message.created` with its bot recipients (caller's transaction).
+
+    Alias mention tags are rewritten to user ids first (participants.md §1.4), so every create path
+    stores and streams `u-…` ids.
+    """
+    content = rewrite_alias_tags(content)
     mentions = _mentions_of(content)
     message = _store_message(
         room=room,
@@ -425,6 +443,8 @@ def message_post(*, room: Room, sender: ChatUser, content: str, client_msg_id: s
         content=content,
         mentions=mentions,
         client_msg_id=client_msg_id or None,
+        message_id=message_id,
+        metadata=metadata,
     )
     recipients = events.message_recipients(
         member_ids=selectors.room_member_ids(room),
@@ -438,7 +458,27 @@ def message_post(*, room: Room, sender: ChatUser, content: str, client_msg_id: s
         room_id=room.id,
         message_id=message.message_id,
         bot_payload=events.bot_message_payload(message, sender, is_direct=room.is_direct),
+        participant_payload=events.participant_message_payload(message, sender, is_direct=room.is_direct),
         recipients=recipients,
+    )
+    return message
+
+
+def message_replace(*, message: Message, content: str, metadata: dict | None = None) -> Message:
+    """Edit a message in place (participants.md §3.6) in the caller's transaction.
+
+    Content, mentions and metadata change; id, `created_at` and position stay. `message.created` is
+    emitted again so that IM clients upsert it, but with no recipients: runtimes never get it twice.
+    """
+    message.content = rewrite_alias_tags(content)
+    message.mentions = _mentions_of(message.content)
+    message.metadata = metadata or None
+    message.save(update_fields=["content", "mentions", "metadata"])
+    events.event_append(
+        type=events.MESSAGE_CREATED,
+        payload=events.message_created_payload(message, message.sender),
+        room_id=message.room_id,
+        message_id=message.message_id,
     )
     return message
 

@@ -5,26 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.models import Agent, AgentRole
+from im.aliases import ADMIN_ALIASES, MANAGER_ALIASES, strip_participant_id
 from im.identity import ADMIN_ID, MANAGER_ID
+
+__all__ = [
+    "ParticipantRef",
+    "participant_agent_id",
+    "participant_agent_token",
+    "participant_id_of",
+    "participant_resolve",
+    "strip_participant_id",
+]
 
 ADMIN_PARTICIPANT_ID = "pt-admin"
 MANAGER_PARTICIPANT_ID = "pt-manager"
 PARTICIPANT_PREFIX = "pt-"
-
-# Order matters: `strip` tries them in this order on every round (§1.2).
-_STRIP_PREFIXES = ("user-", "agent-", "pt-", "u-")
-_ADMIN_ALIASES = frozenset({"admin", ADMIN_ID, "user-admin", ADMIN_PARTICIPANT_ID})
-_MANAGER_ALIASES = frozenset({"manager", MANAGER_ID, "user-manager", MANAGER_PARTICIPANT_ID, "agent-manager"})
-
-
-def strip_participant_id(value: str) -> str:
-    """Trim, then drop one known prefix per round until none is left: `u-agent-bob` → `bob`."""
-    value = value.strip()
-    while True:
-        prefix = next((p for p in _STRIP_PREFIXES if value.startswith(p)), None)
-        if prefix is None:
-            return value
-        value = value[len(prefix) :]
 
 
 def participant_id_of(user_or_agent_id: str) -> str:
@@ -73,7 +68,7 @@ def _agent_by_stripped(stripped: str) -> Agent | None:
 
 def _resolve_agent(path_id: str) -> Agent | None:
     """§1.3 steps 2–4 for an already trimmed, non-admin path id."""
-    if path_id in _MANAGER_ALIASES:
+    if path_id in MANAGER_ALIASES:
         manager = _manager_agent()
         if manager is not None:
             return manager
@@ -87,7 +82,7 @@ def _resolve_agent(path_id: str) -> Agent | None:
 def participant_agent_id(path_id: str) -> str | None:
     """The agent a path id names (§1.3 steps 2–4), or None for the admin and unresolved ids."""
     path_id = path_id.strip()
-    if not path_id or path_id in _ADMIN_ALIASES:
+    if not path_id or path_id in ADMIN_ALIASES:
         return None
     agent = _resolve_agent(path_id)
     return agent.id if agent is not None else None
@@ -96,7 +91,7 @@ def participant_agent_id(path_id: str) -> str | None:
 def participant_resolve(path_id: str) -> ParticipantRef:
     """Resolve a path `{id}` (§1.3): admin, an agent, or an unresolved participant with no IM user."""
     path_id = path_id.strip()
-    if path_id in _ADMIN_ALIASES:
+    if path_id in ADMIN_ALIASES:
         return ParticipantRef(participant_id=ADMIN_PARTICIPANT_ID, user_id=ADMIN_ID, is_admin=True)
     agent = _resolve_agent(path_id) if path_id else None
     if agent is not None:
@@ -104,3 +99,11 @@ def participant_resolve(path_id: str) -> ParticipantRef:
     if path_id.startswith(PARTICIPANT_PREFIX):
         return ParticipantRef(participant_id=path_id)
     return ParticipantRef(participant_id=PARTICIPANT_PREFIX + strip_participant_id(path_id))
+
+
+def participant_agent_token(path_id: str) -> str | None:
+    """The own bearer token of the agent a path id names (http-api.md §1.4 rule 3 on participant routes)."""
+    agent_id = participant_agent_id(path_id)
+    if agent_id is None:
+        return None
+    return Agent.objects.filter(pk=agent_id).values_list("api_token", flat=True).first()

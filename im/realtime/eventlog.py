@@ -30,6 +30,7 @@ class LoggedEvent:
     payload: dict[str, Any]
     bot_payload: dict[str, Any] | None
     mentioned: bool = False
+    participant_payload: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class LogRow:
     type: str
     payload: dict[str, Any]
     bot_payload: dict[str, Any] | None
+    participant_payload: dict[str, Any] | None
     recipients: Mapping[str, bool]
     # Characters of the stored JSON: what bounds the memory of the tail that keeps the row.
     size: int
@@ -62,13 +64,13 @@ class EventSelection:
         if row.stream != self.stream or (self.types and row.type not in self.types):
             return None
         if self.recipient_id is None:
-            return LoggedEvent(row.seq, row.payload, row.bot_payload)
+            return LoggedEvent(row.seq, row.payload, row.bot_payload, False, row.participant_payload)
         if not is_lookup_id(self.recipient_id):
             return None
         mentioned = row.recipients.get(self.recipient_id)
         if mentioned is None:
             return None
-        return LoggedEvent(row.seq, row.payload, row.bot_payload, mentioned)
+        return LoggedEvent(row.seq, row.payload, row.bot_payload, mentioned, row.participant_payload)
 
 
 def event_list_after(selection: EventSelection, *, cursor: int, limit: int) -> list[LoggedEvent]:
@@ -77,8 +79,13 @@ def event_list_after(selection: EventSelection, *, cursor: int, limit: int) -> l
         events = Event.objects.filter(stream=selection.stream, seq__gt=cursor)
         if selection.types:
             events = events.filter(type__in=selection.types)
-        rows = events.order_by("seq").values_list("seq", "payload", "bot_payload")[:limit]
-        return [LoggedEvent(seq, payload, bot_payload) for seq, payload, bot_payload in rows]
+        rows = events.order_by("seq").values_list("seq", "payload", "bot_payload", "participant_payload")[
+            :limit
+        ]
+        return [
+            LoggedEvent(seq, payload, bot_payload, False, participant_payload)
+            for seq, payload, bot_payload, participant_payload in rows
+        ]
     if not is_lookup_id(selection.recipient_id):
         return []
     # Walks the (recipient_id, event) index instead of scanning every event of the stream.
@@ -88,7 +95,7 @@ def event_list_after(selection: EventSelection, *, cursor: int, limit: int) -> l
     if selection.types:
         deliveries = deliveries.filter(event__type__in=selection.types)
     rows = deliveries.order_by("event_id").values_list(
-        "event_id", "event__payload", "event__bot_payload", "mentioned"
+        "event_id", "event__payload", "event__bot_payload", "mentioned", "event__participant_payload"
     )[:limit]
     return [LoggedEvent(*row) for row in rows]
 
@@ -100,12 +107,12 @@ def event_rows_newest_after(seq: int, *, limit: int) -> list[LogRow]:
     Because commit order equals seq order (events.md §5.3), every row below the newest one returned has
     committed already: a short result holds every row above `seq`.
     """
-    size = Length("payload") + Coalesce(Length("bot_payload"), 0)
+    size = Length("payload") + Coalesce(Length("bot_payload"), 0) + Coalesce(Length("participant_payload"), 0)
     events = list(
         Event.objects.filter(seq__gt=seq)
         .order_by("-seq")
         .annotate(size=size)
-        .values_list("seq", "stream", "type", "payload", "bot_payload", "size")[:limit]
+        .values_list("seq", "stream", "type", "payload", "bot_payload", "participant_payload", "size")[:limit]
     )
     if not events:
         return []
@@ -121,10 +128,11 @@ def event_rows_newest_after(seq: int, *, limit: int) -> list[LogRow]:
             type=type_,
             payload=payload,
             bot_payload=bot_payload,
+            participant_payload=participant_payload,
             recipients=recipients.get(seq, _NO_RECIPIENTS),
             size=size,
         )
-        for seq, stream, type_, payload, bot_payload, size in events
+        for seq, stream, type_, payload, bot_payload, participant_payload, size in events
     ]
 
 
