@@ -9,6 +9,7 @@ from bots import feishu_views
 from bots import streams as bot_streams
 from bots import views as bots
 from bots.participants import llm as participant_llm
+from bots.participants import views as participant_views
 from csgclaw_site import http
 from im import pages as im_pages
 from im import streams as im_streams
@@ -47,6 +48,14 @@ urlpatterns = [
     path("api/v1/events", im_streams.im_events),
     re_path(r"^api/bots/", bots.bot_api),
     re_path(r"^api/v1/channels/feishu/bots/(?P<bot_id>[^/]*)/events$", bot_streams.feishu_bot_events),
+    re_path(
+        r"^api/v1/channels/(?P<channel>[^/]*)/participants/(?P<participant_id>[^/]*)/events$",
+        participant_views.participant_events,
+    ),
+    re_path(
+        r"^api/v1/channels/(?P<channel>[^/]*)/participants/(?P<participant_id>[^/]*)/messages$",
+        participant_views.participant_messages,
+    ),
     path("api/v1/channels/feishu/messages", feishu_views.FeishuMessagesView.as_view()),
     path("", im_pages.workspace),
     path("admin/", admin.site.urls),

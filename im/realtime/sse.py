@@ -4,7 +4,8 @@ A stream is described by a `Feed`: which log rows it sends (`EventSelection`), t
 row's frame, an optional `event:` name and optional `CursorMemory`. The IM stream is the plain feed
 (im/streams.py). The bot stream is a feed that selects `message.created` rows of one recipient, renders
 `bot_payload` (+ `mentions` when `LoggedEvent.mentioned`), names its frames `message` and remembers its
-cursor; the Feishu relay selects the `feishu` log stream for one open_id. Neither needs a change here.
+cursor; the Feishu relay selects the `feishu` log stream for one open_id. The participant stream
+(participants.md §2) also sets its own SSE id, heartbeat text, start cursor and catch-up filter.
 
 Streams read through the event loop's `LogTail` (im/realtime/tail.py): a doorbell wakes every stream, one
 shared read fetches the new rows, and each stream filters them itself; a stream behind the tail's window
@@ -68,26 +69,37 @@ class CursorMemory(Protocol):
 
 
 @dataclass(frozen=True)
+class StartCursor:
+    seq: int
+    reset: bool
+    # Rows with seq ≤ this are a catch-up, sent only if the feed's `catch_up_filter` keeps them.
+    catch_up_through: int = 0
+
+
+@dataclass(frozen=True)
 class Feed:
-    """What one stream reads from the log and how it writes each row as a frame."""
+    """What one stream reads from the log and how it writes each row as a frame.
+
+    The optional parts default to the IM/bot wire format: the seq as SSE id, `: ping`, the start cursor of
+    events.md §1.3 (`start_cursor`) and no catch-up filter. `catch_up_filter` runs on a database thread
+    over the rows up to `StartCursor.catch_up_through` and returns those to send.
+    """
 
     selection: EventSelection
     data: Callable[[LoggedEvent], dict[str, Any]]
     event_name: str = ""
     memory: CursorMemory | None = None
+    frame_id: Callable[[LoggedEvent], str] | None = None
+    heartbeat: bytes = PING
+    start: Callable[[Feed, tuple[str | None, ...]], StartCursor] | None = None
+    catch_up_filter: Callable[[list[LoggedEvent]], list[LoggedEvent]] | None = None
 
 
-@dataclass(frozen=True)
-class StartCursor:
-    seq: int
-    reset: bool
-
-
-def sse_frame(seq: int, data: dict[str, Any], *, event_name: str = "") -> bytes:
+def sse_frame(frame_id: int | str, data: dict[str, Any], *, event_name: str = "") -> bytes:
     """One frame: `id:`, optional `event:`, exactly one `data:` line of compact JSON."""
     name_line = f"event: {event_name}\n" if event_name else ""
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"id: {seq}\n{name_line}data: {body}\n\n".encode()
+    return f"id: {frame_id}\n{name_line}data: {body}\n\n".encode()
 
 
 def reset_frame(newest: int) -> bytes:
@@ -167,6 +179,14 @@ class CursorWriter:
         await _remember(self._memory, seq, force=True)
 
 
+async def _caught_up(feed: Feed, rows: list[LoggedEvent], *, through: int) -> list[LoggedEvent]:
+    """`rows` without the catch-up rows (seq ≤ `through`) that the feed's filter drops."""
+    if feed.catch_up_filter is None or not rows or rows[0].seq > through:
+        return rows
+    old = [row for row in rows if row.seq <= through]
+    return [*await in_db_thread(feed.catch_up_filter, old), *rows[len(old) :]]
+
+
 async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> AsyncIterator[bytes]:
     """Frames of `feed` after the start cursor, then live, with heartbeats, until the lifetime cap."""
     loop = asyncio.get_running_loop()
@@ -182,7 +202,7 @@ async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> Asyn
     try:
         yield CONNECTED
         last_write = loop.time()
-        start = await in_db_thread(start_cursor, feed, requested)
+        start = await in_db_thread(feed.start or start_cursor, feed, requested)
         cursor = start.seq
         if start.reset:
             yield reset_frame(cursor)
@@ -196,8 +216,9 @@ async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> Asyn
             full = True
             while full:
                 batch = await tail.batch_after(feed.selection, cursor=cursor, limit=batch_size)
-                for row in batch.rows:
-                    yield sse_frame(row.seq, feed.data(row), event_name=feed.event_name)
+                for row in await _caught_up(feed, batch.rows, through=start.catch_up_through):
+                    frame_id = row.seq if feed.frame_id is None else feed.frame_id(row)
+                    yield sse_frame(frame_id, feed.data(row), event_name=feed.event_name)
                     cursor = row.seq
                 # Also past the rows after the last frame that the selection skipped: no second look.
                 cursor = batch.cursor
@@ -212,7 +233,7 @@ async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> Asyn
             rung = await doorbell.wait(min(poll_interval, last_write + heartbeat - now, ends_at - now))
             now = loop.time()
             if now - last_write >= heartbeat:
-                yield PING
+                yield feed.heartbeat
                 last_write = now
                 memory.remember_soon(cursor)
             if now >= ends_at:

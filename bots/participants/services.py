@@ -1,0 +1,92 @@
+"""Participant send (participants.md §3): a message posted as a participant, or replaced by its own id."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import IntegrityError, transaction
+
+from bots.participants.identity import participant_resolve
+from im import selectors as im_selectors
+from im import services as im_services
+from im.errors import Invalid
+from im.models import MAX_ID_LENGTH, ChatUser, Message, Room
+
+# `.`/`..` and separators would make the id unusable in file paths and URLs (workspace copies, routes).
+_INVALID_MESSAGE_ID = re.compile(r"[/\\\s\x00-\x1f\x7f]")
+
+
+def _check_message_id(message_id: str) -> None:
+    if len(message_id) > MAX_ID_LENGTH:
+        raise Invalid(f"message_id must be at most {MAX_ID_LENGTH} characters")
+    if message_id in (".", "..") or _INVALID_MESSAGE_ID.search(message_id):
+        raise Invalid(f'message_id "{message_id}" is invalid')
+
+
+def _replaceable(existing: Message, *, room: Room, sender: ChatUser) -> Message:
+    """The caller's own message of this room, or the §3.4 check 10 error for anyone else's."""
+    if existing.sender_id != sender.id:
+        raise Invalid(f'message id "{existing.message_id}" already exists for another sender')
+    if existing.room_id != room.id:
+        raise Invalid(f'message id "{existing.message_id}" already exists in another room')
+    return existing
+
+
+@transaction.atomic
+def participant_message_send(
+    *,
+    participant_id: str,
+    room_id: str,
+    text: str,
+    thread_root_id: str = "",
+    message_id: str = "",
+    metadata: dict | None = None,
+) -> Message:
+    """Post `text` into a room as the participant's IM user (checks of §3.4 steps 5–10, in order).
+
+    Threads do not exist in this server yet: a root that is a message of the room is accepted and the
+    message is stored top-level. A `message_id` of the sender's own message in this room replaces it
+    (§3.6); `message.created` is then emitted again without recipients.
+    """
+    room_id, text, thread_root_id, message_id = (
+        room_id.strip(),
+        text.strip(),
+        thread_root_id.strip(),
+        message_id.strip(),
+    )
+    if not room_id:
+        raise Invalid("room_id is required")
+    if not text:
+        raise Invalid("text is required")
+    ref = participant_resolve(participant_id)
+    sender = im_selectors.user_find(ref.user_id) if ref.user_id else None
+    if sender is None:
+        raise Invalid("sender not found")
+    room = im_selectors.room_find(room_id)
+    if room is None:
+        raise Invalid("room not found")
+    if thread_root_id and not (
+        im_selectors.is_lookup_id(thread_root_id)
+        and Message.objects.filter(room=room, message_id=thread_root_id).exists()
+    ):
+        raise Invalid("thread root message not found")
+    if message_id:
+        _check_message_id(message_id)
+        existing = Message.objects.select_for_update().filter(message_id=message_id).first()
+        if existing is not None:
+            return im_services.message_replace(
+                message=_replaceable(existing, room=room, sender=sender), content=text, metadata=metadata
+            )
+    try:
+        with transaction.atomic():
+            return im_services.message_post(
+                room=room, sender=sender, content=text, message_id=message_id, metadata=metadata
+            )
+    except IntegrityError:
+        # A concurrent send with the same message_id won the insert: this one is its replacement.
+        existing = Message.objects.select_for_update().filter(message_id=message_id).first()
+        if not message_id or existing is None:
+            raise
+        return im_services.message_replace(
+            message=_replaceable(existing, room=room, sender=sender), content=text, metadata=metadata
+        )

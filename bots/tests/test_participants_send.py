@@ -1,0 +1,313 @@
+"""Participant send (participants.md §3): body resolution, check order, message_id replace and events."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.models import Agent
+from csgclaw_site.config import clear_config_cache
+from im.events import MESSAGE_CREATED
+from im.identity import ADMIN_ID
+from im.models import Event, EventRecipient, Message, Room
+from im.tests.factories import (
+    error_text,
+    event_mark,
+    events_after,
+    make_agent,
+    make_message,
+    make_room,
+    make_user,
+    post_json,
+    row_counts,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
+
+TOKEN = "participant-send-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DIRECT = "room-dev-direct"
+GROUP = "room-team"
+OTHER = "room-other"
+
+
+def sent():
+    """Messages of this module's rooms (the first-run seed has its own)."""
+    return Message.objects.filter(room_id__in=[DIRECT, GROUP, OTHER])
+
+
+def url(participant_id: str = "pt-dev", channel: str = "csgclaw") -> str:
+    return f"/api/v1/channels/{channel}/participants/{participant_id}/messages"
+
+
+@pytest.fixture(autouse=True)
+def server_config(settings, tmp_path):
+    settings.CSGCLAW_CONFIG = tmp_path / "config.toml"
+    settings.CSGCLAW_CONFIG.write_text(f'[server]\naccess_token = "{TOKEN}"\n')
+    clear_config_cache()
+    yield
+    clear_config_cache()
+
+
+@pytest.fixture(autouse=True)
+def team() -> None:
+    for agent_id in ("u-dev", "u-bob"):
+        make_user(agent_id)
+        make_agent(agent_id)
+    make_room(room_id=DIRECT, members=[ADMIN_ID, "u-dev"], is_direct=True)
+    make_room(room_id=GROUP, members=[ADMIN_ID, "u-dev", "u-bob"])
+    make_room(room_id=OTHER, members=[ADMIN_ID, "u-bob"])
+
+
+def send(client, body, participant_id: str = "pt-dev", **headers: str):
+    return post_json(client, url(participant_id), body, **{**AUTH, **headers})
+
+
+def test_send_posts_as_the_participants_user_and_answers_200(client) -> None:
+    mark = event_mark()
+
+    response = send(client, {"room_id": f" {DIRECT} ", "text": "  done  "})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    message = sent().get()
+    assert response.json() == {"message_id": message.message_id}
+    assert message.message_id.startswith("msg-")
+    assert (message.sender_id, message.room_id, message.content) == ("u-dev", DIRECT, "done")
+    [event] = events_after(mark)
+    assert event.type == MESSAGE_CREATED
+    assert event.payload["message"]["id"] == message.message_id
+    assert event.payload["sender"]["id"] == "u-dev"
+    assert event.participant_payload["sender_id"] == "u-dev"
+    assert list(event.recipients.values_list("recipient_id", "mentioned")) == [(ADMIN_ID, False)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"chat_id": DIRECT, "text": "hi"},
+        {"room_id": " ", "chat_id": DIRECT, "text": "hi"},
+        {"context": {"chat_id": DIRECT, "other": 1}, "text": "hi"},
+        {"room_id": DIRECT, "text": " ", "content": "hi"},
+        {"room_id": DIRECT, "content": " hi "},
+        {"room_id": DIRECT, "text": "hi", "attachments": [{"name": "x"}], "unknown": True},
+    ],
+)
+def test_room_and_text_fallbacks(client, body) -> None:
+    response = send(client, body)
+
+    assert response.status_code == 200, response.content
+    message = sent().get()
+    assert (message.room_id, message.content) == (DIRECT, "hi")
+
+
+@pytest.mark.parametrize("participant_id", ["pt-dev", "u-dev", "dev", "agent-dev", "PT-DEV".lower()])
+def test_any_alias_of_the_agent_sends_as_its_user(client, participant_id: str) -> None:
+    assert send(client, {"room_id": DIRECT, "text": "hi"}, participant_id).status_code == 200
+    assert sent().get().sender_id == "u-dev"
+
+
+def test_admin_participant_sends_as_the_admin(client) -> None:
+    assert send(client, {"room_id": DIRECT, "text": "hi"}, "pt-admin").status_code == 200
+    assert sent().get().sender_id == ADMIN_ID
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "text"),
+    [
+        ("", 400, "decode request: EOF"),
+        ("[]", 400, "decode request: body must be a JSON object"),
+        ({"room_id": 1}, 400, 'decode request: field "room_id" must be a string'),
+        ({"context": "x"}, 400, 'decode request: field "context" must be an object'),
+        ({"metadata": []}, 400, 'decode request: field "metadata" must be an object'),
+        ({"context": {"chat_id": 5}}, 400, 'decode request: field "context.chat_id" must be a string'),
+        ({}, 400, "room_id is required"),
+        ({"room_id": "x"}, 400, "text is required"),
+        ({"room_id": "nowhere", "text": "hi"}, 400, "room not found"),
+        (
+            {"room_id": DIRECT, "text": "hi", "thread_root_id": "msg-none"},
+            400,
+            "thread root message not found",
+        ),
+        ({"room_id": DIRECT, "text": "hi", "topic_id": "msg-none"}, 400, "thread root message not found"),
+        (
+            {"room_id": DIRECT, "text": "hi", "context": {"topic_id": "msg-none"}},
+            400,
+            "thread root message not found",
+        ),
+        (
+            {"room_id": DIRECT, "text": "hi", "message_id": "m" * 129},
+            400,
+            "message_id must be at most 128 characters",
+        ),
+        ({"room_id": DIRECT, "text": "hi", "message_id": "a/b"}, 400, 'message_id "a/b" is invalid'),
+        ({"room_id": DIRECT, "text": "hi", "message_id": "a b"}, 400, 'message_id "a b" is invalid'),
+        ({"room_id": DIRECT, "text": "hi", "message_id": ".."}, 400, 'message_id ".." is invalid'),
+        ({"room_id": DIRECT, "text": "hi", "message_id": "a\\b"}, 400, 'message_id "a\\b" is invalid'),
+    ],
+)
+def test_checks(client, body, status: int, text: str) -> None:
+    before = row_counts()
+
+    response = send(client, body)
+
+    assert response.status_code == status
+    assert error_text(response) == text
+    assert row_counts() == before
+
+
+def test_sender_not_found_comes_after_text_and_before_room(client) -> None:
+    assert error_text(send(client, {"room_id": "nowhere", "text": "hi"}, "pt-ghost")) == "sender not found"
+    assert error_text(send(client, {"room_id": "nowhere"}, "pt-ghost")) == "text is required"
+
+
+def test_an_agent_whose_user_is_gone_is_not_a_sender(client) -> None:
+    make_agent("u-lost")
+    assert error_text(send(client, {"room_id": DIRECT, "text": "hi"}, "pt-lost")) == "sender not found"
+
+
+def test_multipart_bodies_are_not_json(client) -> None:
+    response = client.post(url(), data={"payload": '{"room_id":"x","text":"y"}'}, headers=AUTH)
+    assert response.status_code == 400
+    assert error_text(response).startswith("decode request: ")
+
+
+def test_a_body_over_one_mib_is_413(client) -> None:
+    response = send(client, {"room_id": DIRECT, "text": "x" * (1024 * 1024)})
+    assert response.status_code == 413
+    assert error_text(response) == "request body too large"
+
+
+def test_a_thread_root_of_this_room_is_accepted_and_the_message_stays_top_level(client) -> None:
+    root = make_message(Room.objects.get(pk=GROUP), content="root")
+
+    response = send(client, {"room_id": GROUP, "text": "reply", "topic_id": root.message_id})
+
+    assert response.status_code == 200
+    reply = Message.objects.get(message_id=response.json()["message_id"])
+    assert reply.content == "reply"
+    assert Event.objects.get(message_id=reply.message_id).participant_payload["context"]["raw"] == {
+        "room_id": GROUP,
+        "thread_root_id": "",
+    }
+
+
+# --- path, method, auth (§3.4 checks 1–3) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/channels/feishu/participants/pt-dev/messages",
+        "/api/v1/channels/slack/participants/pt-dev/messages",
+        "/api/v1/channels/csgclaw/participants//messages",
+        "/api/v1/channels/csgclaw/participants/%20/messages",
+        "/api/v1/channels/csgclaw/participants/pt-dev/messages/",
+        "/api/v1/channels/csgclaw/participants/pt-dev/messages/x",
+    ],
+)
+def test_not_found(client, path: str) -> None:
+    response = client.post(path, data="{}", content_type="application/json", headers=AUTH)
+    assert response.status_code == 404
+    assert error_text(response) == "404 page not found"
+
+
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+def test_post_only_before_auth(client, method: str) -> None:
+    response = getattr(client, method)(url())
+    assert response.status_code == 405
+    assert error_text(response) == "method not allowed"
+
+
+def test_bearer_is_required(client) -> None:
+    response = post_json(client, url(), {"room_id": DIRECT, "text": "hi"})
+    assert response.status_code == 401
+    assert error_text(response) == "unauthorized"
+    assert not sent().exists()
+
+
+# The token is read on a bridge database thread: it must see committed rows.
+@pytest.mark.django_db(transaction=True)
+def test_an_agents_own_token_opens_only_its_own_participant(client) -> None:
+    own = {"Authorization": f"Bearer {Agent.objects.get(pk='u-dev').api_token}"}
+    body = {"room_id": DIRECT, "text": "hi"}
+
+    assert post_json(client, url("pt-dev"), body, **own).status_code == 200
+    assert post_json(client, url("pt-bob"), body, **own).status_code == 401
+
+
+# --- message_id (§3.6) ------------------------------------------------------------------------------
+
+
+def test_a_new_caller_chosen_id_is_used(client) -> None:
+    response = send(client, {"room_id": DIRECT, "text": "hi", "message_id": "pico-42"})
+
+    assert response.json() == {"message_id": "pico-42"}
+    assert sent().get().message_id == "pico-42"
+
+
+def test_reusing_an_id_replaces_the_message_in_place(client) -> None:
+    first = send(
+        client, {"room_id": GROUP, "text": "draft @bob", "message_id": "pico-1", "metadata": {"a": 1}}
+    )
+    original = Message.objects.get(message_id="pico-1")
+    later = make_message(Room.objects.get(pk=GROUP), content="after")
+    mark = event_mark()
+
+    second = send(
+        client, {"room_id": GROUP, "text": 'final <at user_id="pt-admin">a</at>', "message_id": "pico-1"}
+    )
+
+    assert first.json() == second.json() == {"message_id": "pico-1"}
+    replaced = Message.objects.get(message_id="pico-1")
+    assert replaced.content == 'final <at user_id="u-admin">a</at>'
+    assert replaced.mentions == [ADMIN_ID]
+    assert replaced.metadata is None
+    assert replaced.created_at == original.created_at
+    assert replaced.seq == original.seq < later.seq
+    [event] = events_after(mark)
+    assert event.type == MESSAGE_CREATED
+    assert event.message_id == "pico-1"
+    assert event.payload["message"]["content"] == replaced.content
+    assert not EventRecipient.objects.filter(event=event).exists()
+    assert sent().count() == 2
+
+
+@pytest.mark.parametrize(
+    ("participant_id", "room_id", "text"),
+    [
+        ("pt-bob", GROUP, 'message id "pico-1" already exists for another sender'),
+        ("pt-bob", OTHER, 'message id "pico-1" already exists for another sender'),
+        ("pt-dev", DIRECT, 'message id "pico-1" already exists in another room'),
+    ],
+)
+def test_an_id_of_another_sender_or_room_is_refused(client, participant_id, room_id, text) -> None:
+    send(client, {"room_id": GROUP, "text": "mine", "message_id": "pico-1"})
+    before = row_counts()
+
+    response = send(client, {"room_id": room_id, "text": "theirs", "message_id": "pico-1"}, participant_id)
+
+    assert response.status_code == 400
+    assert error_text(response) == text
+    assert row_counts() == before
+    assert Message.objects.get(message_id="pico-1").content == "mine"
+
+
+def test_metadata_is_stored_and_echoed_when_not_empty(client) -> None:
+    send(client, {"room_id": DIRECT, "text": "a", "metadata": {"z": 1, "a": {"b": [1]}}})
+    send(client, {"room_id": DIRECT, "text": "b", "metadata": {}})
+
+    listed = client.get("/api/v1/messages", {"room_id": DIRECT}).json()
+
+    assert listed[0]["metadata"] == {"z": 1, "a": {"b": [1]}}
+    assert list(listed[0]["metadata"]) == ["z", "a"]
+    assert "metadata" not in listed[1]
+
+
+def test_an_alias_tag_is_stored_as_the_user_id_and_reaches_that_users_streams(client) -> None:
+    response = send(client, {"room_id": GROUP, "text": '<at user_id="pt-bob">bob</at> check'})
+
+    message = Message.objects.get(message_id=response.json()["message_id"])
+    assert message.content == '<at user_id="u-bob">bob</at> check'
+    assert message.mentions == ["u-bob"]
+    event = Event.objects.get(message_id=message.message_id)
+    assert list(event.recipients.values_list("recipient_id", "mentioned")) == [("u-bob", True)]
