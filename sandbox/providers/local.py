@@ -1,8 +1,7 @@
-"""The local provider (extension): PicoClaw as a host process per agent, isolated with bubblewrap."""
+"""The local provider (extension): an agent runtime as a host process per agent, isolated with bubblewrap."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -10,14 +9,21 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from sandbox.boxspec import GUEST_HOME, GUEST_PROJECTS, GUEST_WORKSPACE, render_picoclaw_files
+from sandbox import runtimes
+from sandbox.boxspec import (
+    GUEST_HOME,
+    GUEST_PROJECTS,
+    GUEST_WORKSPACE,
+    RUNTIME_LABEL,
+    render_picoclaw_files,
+)
+from sandbox.providers import local_host, local_runtime
 from sandbox.providers.base import (
-    BoxInfo,
     BoxNotFound,
     BoxSpec,
     BoxState,
@@ -25,19 +31,28 @@ from sandbox.providers.base import (
     SandboxUnavailable,
     ensure_dir,
     first_line,
-    parse_timestamp,
     write_private_file,
 )
+from sandbox.providers.local_box import LocalBox, reported_as
 from sandbox.providers.local_host import (
-    BOX_PATH,
+    box_process_env,
     bwrap_arguments,
-    bwrap_gateway_command,
-    host_gateway_command,
     process_alive,
     remove_symlink,
     replace_with_symlink,
     signal_group,
     wait_group_gone,
+)
+from sandbox.providers.local_runtime import (
+    STATUS_FILE_NAME,
+    RuntimeChoice,
+    bwrap_gateway_command,
+    bwrap_runtime_env,
+    choose_runtime,
+    host_gateway_command,
+    host_runtime_env,
+    program_binds,
+    record_fields,
 )
 from sandbox.providers.local_state import STATE_FILE_NAME, state_file_problem
 
@@ -46,45 +61,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-# What the spawned launcher (sh or bwrap) itself prints; PicoClaw's output goes to its gateway log.
+# What the spawned launcher (sh or bwrap) itself prints; the runtime's output goes to its gateway log.
 LAUNCH_LOG_NAME = "local-launch.log"
 BOX_HOME_NAME = "home"
 ISOLATION_MODES = ("auto", "bwrap", "none")
 UNISOLATED_DETAIL = "running without isolation (bubblewrap not found)"
 STOP_GRACE = 10.0
 KILL_WAIT = 5.0
-EXEC_TIMEOUT = 60.0
 # A launcher that dies this fast never started the gateway (bad bwrap setup, missing shell, …).
 STARTUP_CHECK = 0.2
-
-
-def missing_picoclaw_message(path: str) -> str:
-    return f'local: executable "{path}" not found; install picoclaw or set [sandbox].picoclaw_path'
-
-
-def reported_as(op: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
-    """Providers raise only SandboxError (sandbox.md §2): any other failure of `op` becomes `<op>: <error>`.
-
-    The host is full of ways to fail (a full disk, a file where a directory belongs, a pid from a damaged
-    state file); each must reach the agent's status_detail, not escape as a traceback.
-    """
-
-    def decorate(operation: Callable[P, T]) -> Callable[P, T]:
-        @functools.wraps(operation)
-        def run(*args: P.args, **kwargs: P.kwargs) -> T:
-            try:
-                return operation(*args, **kwargs)
-            except SandboxError:
-                raise
-            except Exception as error:
-                raise SandboxError(f"{op}: {error}") from error
-
-        return run
-
-    return decorate
 
 
 class LocalProvider:
@@ -93,23 +78,30 @@ class LocalProvider:
     def __init__(self, sandbox_config: SandboxConfig) -> None:
         self.picoclaw_path = sandbox_config.picoclaw_path.strip() or "picoclaw"
         self.isolation = sandbox_config.local_isolation.strip().lower() or "auto"
+        self.runtime_setting = sandbox_config.runtime
 
     @reported_as("open local runtime")
     def open(self, home_dir: Path) -> LocalRuntime:
         ensure_dir(Path(home_dir))
-        return LocalRuntime(Path(home_dir), picoclaw_path=self.picoclaw_path, isolation=self.isolation)
+        return LocalRuntime(
+            Path(home_dir),
+            picoclaw_path=self.picoclaw_path,
+            isolation=self.isolation,
+            runtime_setting=self.runtime_setting,
+        )
 
 
 class LocalRuntime:
     """One box per runtime home; the workspace and projects dirs are the host paths of the spec's mounts."""
 
-    def __init__(self, home: Path, *, picoclaw_path: str, isolation: str) -> None:
+    def __init__(self, home: Path, *, picoclaw_path: str, isolation: str, runtime_setting: str = "") -> None:
         self.home = home
         self.box_home = home / BOX_HOME_NAME
         self.state_path = home / STATE_FILE_NAME
         self.launch_log_path = home / LAUNCH_LOG_NAME
         self.picoclaw_path = picoclaw_path
         self.isolation = isolation
+        self.runtime_setting = runtime_setting
 
     @reported_as("create local box")
     def create(self, spec: BoxSpec) -> LocalBox:
@@ -132,6 +124,7 @@ class LocalRuntime:
                 "env": dict(spec.env),
                 "workspace": mounts[GUEST_WORKSPACE],
                 "projects": mounts[GUEST_PROJECTS],
+                "labels": dict(spec.labels),
             },
         }
         self.save(record)
@@ -199,14 +192,50 @@ class LocalRuntime:
             )
         return None, UNISOLATED_DETAIL
 
+    def choose(self, record: dict[str, Any]) -> RuntimeChoice:
+        """The runtime this spawn runs (§2.2), decided afresh each time: picoclaw may have come or gone."""
+        labels = record["spec"].get("labels")
+        label = labels.get(RUNTIME_LABEL) if isinstance(labels, dict) else None
+        choice = choose_runtime(
+            label=label if isinstance(label, str) else "",
+            setting=self.runtime_setting,
+            picoclaw_path=self.picoclaw_path,
+        )
+        if choice.fallback:
+            logger.warning(
+                'local: picoclaw executable "%s" not found; starting the built-in runtime for agent %s',
+                self.picoclaw_path,
+                record["name"],
+            )
+        elif choice.runtime == runtimes.BUILTIN:
+            logger.info("local: starting the built-in runtime for agent %s", record["name"])
+        return choice
+
+    def box_command(
+        self, record: dict[str, Any], choice: RuntimeChoice, bwrap: str | None, argv: list[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """`argv` as the box runs it, with the process environment to start it with.
+
+        The box environment travels in that process environment, never on the command line (security S9).
+        """
+        spec = record["spec"]
+        if bwrap:
+            prefix = bwrap_arguments(
+                bwrap=bwrap,
+                box_home=self.box_home,
+                workspace=spec["workspace"],
+                projects=spec["projects"],
+                binds=program_binds(choice),
+                setenv=bwrap_runtime_env(choice, os.environ),
+            )
+            return prefix + argv, box_process_env(spec["env"], home=GUEST_HOME)
+        env = {**spec["env"], **host_runtime_env(choice, os.environ)}
+        host_path = os.environ.get("PATH", local_host.BOX_PATH)
+        return argv, box_process_env(env, home=str(self.box_home), path=host_path)
+
     def spawn(self, record: dict[str, Any]) -> None:
         """Start the gateway for `record` and store its pid; the process outlives this server on purpose."""
-        found = shutil.which(self.picoclaw_path)
-        if found is None:
-            raise SandboxUnavailable(missing_picoclaw_message(self.picoclaw_path))
-        # which() keeps `./picoclaw` relative, but the gateway runs in the box home and bwrap needs an
-        # absolute bind source; resolve it against the server's directory, where the setting was meant.
-        picoclaw = os.path.abspath(found)
+        choice = self.choose(record)
         bwrap, detail = self.resolve_isolation()
         spec = record["spec"]
         env: dict[str, str] = spec["env"]
@@ -221,19 +250,12 @@ class LocalRuntime:
             access_token=env.get("CSGCLAW_ACCESS_TOKEN", ""),
             model_id=env.get("CSGCLAW_LLM_MODEL_ID", ""),
         )
+        # A status file of an earlier run describes a process that is gone; this run writes its own.
+        (picoclaw_home / STATUS_FILE_NAME).unlink(missing_ok=True)
         if bwrap:
             remove_symlink(picoclaw_home / "workspace")
             remove_symlink(workspace / "projects")
-            argv = bwrap_arguments(
-                bwrap=bwrap,
-                box_home=self.box_home,
-                workspace=str(workspace),
-                projects=str(projects),
-                picoclaw=picoclaw,
-                env=env,
-            )
-            argv += bwrap_gateway_command()
-            process_env = {"PATH": os.environ.get("PATH", BOX_PATH)}
+            argv, process_env = self.box_command(record, choice, bwrap, bwrap_gateway_command(choice))
         else:
             if detail:
                 logger.warning(
@@ -241,8 +263,8 @@ class LocalRuntime:
                 )
             replace_with_symlink(picoclaw_home / "workspace", workspace)
             replace_with_symlink(workspace / "projects", projects)
-            argv = host_gateway_command(picoclaw)
-            process_env = {"PATH": os.environ.get("PATH", BOX_PATH), **env, "HOME": str(self.box_home)}
+            argv, process_env = self.box_command(record, choice, None, host_gateway_command(choice))
+        spawned_at = time.time()
         with self.launch_log_path.open("wb") as launch_log:
             try:
                 process = subprocess.Popen(
@@ -271,10 +293,29 @@ class LocalRuntime:
             pid=process.pid,
             state="running",
             isolation="bwrap" if bwrap else "none",
-            executable=picoclaw,
             detail=detail,
+            spawned_at=spawned_at,
+            **record_fields(choice),
         )
         self.save(record)
+
+    def status_detail(self, record: dict[str, Any]) -> str:
+        """`status_detail` of a running box (§2.4): runtime, isolation and connection, joined by `; `."""
+        builtin = record.get("runtime") == runtimes.BUILTIN
+        parts = []
+        if builtin:
+            parts.append("built-in runtime" + (" (picoclaw not found)" if record.get("fallback") else ""))
+        if isinstance(record.get("detail"), str) and record["detail"]:
+            parts.append(record["detail"])
+        if builtin:
+            spawned_at = record.get("spawned_at")
+            parts.append(
+                local_runtime.not_connected_detail(
+                    self.box_home / ".picoclaw" / STATUS_FILE_NAME,
+                    spawned_at=spawned_at if isinstance(spawned_at, int | float) else None,
+                )
+            )
+        return "; ".join(part for part in parts if part)
 
     def terminate(self, record: dict[str, Any], *, force: bool, timeout: float | None) -> None:
         pid = record.get("pid")
@@ -295,98 +336,3 @@ class LocalRuntime:
         if process_alive(record.get("pid")):
             return "running"
         return "stopped" if record.get("state") == "stopped" else "exited"
-
-
-class LocalBox:
-    def __init__(self, runtime: LocalRuntime, box_id: str) -> None:
-        self.runtime = runtime
-        self.box_id = box_id
-
-    @reported_as("start local box")
-    def start(self) -> None:
-        record = self.runtime.load(self.box_id)
-        if not process_alive(record.get("pid")):
-            self.runtime.spawn(record)
-
-    @reported_as("stop local box")
-    def stop(self, *, force: bool = False, timeout: float | None = None) -> None:
-        # Only the pid is needed, so a damaged state file never keeps a gateway from being stopped.
-        self.runtime.terminate(self.runtime.read_record(self.box_id), force=force, timeout=timeout)
-
-    @reported_as("inspect local box")
-    def info(self) -> BoxInfo:
-        record = self.runtime.load(self.box_id)
-        state = self.runtime.state_of(record)
-        return BoxInfo(
-            id=record["id"],
-            name=record["name"],
-            state=state,
-            created_at=parse_timestamp(record.get("created_at")),
-            detail=record.get("detail", "") if state == "running" else "",
-        )
-
-    @reported_as("run local command")
-    def exec(
-        self, argv: list[str], *, stdout: IO[bytes], stderr: IO[bytes], timeout: float | None = None
-    ) -> int:
-        """Runs on the host, inside the same bwrap binds when the gateway is isolated."""
-        op = "run local command"
-        record = self.runtime.load(self.box_id)
-        box_home = self.runtime.box_home
-        spec = record["spec"]
-        if record.get("isolation") == "bwrap":
-            bwrap = shutil.which("bwrap")
-            if bwrap is None:
-                raise SandboxUnavailable(f"{op}: bubblewrap (bwrap) was not found")
-            command = bwrap_arguments(
-                bwrap=bwrap,
-                box_home=box_home,
-                workspace=spec["workspace"],
-                projects=spec["projects"],
-                picoclaw=record["executable"],
-                env=spec["env"],
-            )
-            command += argv
-            env = {"PATH": os.environ.get("PATH", BOX_PATH)}
-        else:
-            guest_prefix = GUEST_HOME + "/"
-            command = [
-                str(box_home / argument.removeprefix(guest_prefix))
-                if argument.startswith(guest_prefix)
-                else argument
-                for argument in argv
-            ]
-            env = {"PATH": os.environ.get("PATH", BOX_PATH), **spec["env"], "HOME": str(box_home)}
-        try:
-            result = subprocess.run(
-                command,
-                cwd=box_home,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout or EXEC_TIMEOUT,
-                check=False,
-            )
-        except FileNotFoundError:
-            stderr.write(f"{argv[0]}: command not found\n".encode())
-            return 127
-        except subprocess.TimeoutExpired as error:
-            raise SandboxError(f"{op}: timed out after {timeout or EXEC_TIMEOUT:g} s") from error
-        stdout.write(result.stdout)
-        stderr.write(result.stderr)
-        return result.returncode
-
-    @reported_as("read local box logs")
-    def logs(self, lines: int) -> str:
-        """Reads the gateway log straight from the box home; no process is needed."""
-        self.runtime.load(self.box_id)
-        try:
-            text = (self.runtime.box_home / ".picoclaw" / "gateway.log").read_text(
-                encoding="utf-8", errors="replace"
-            )
-        except FileNotFoundError:
-            return ""
-        return "".join(text.splitlines(keepends=True)[-lines:]) if lines > 0 else ""
-
-    def close(self) -> None:
-        """The handle is just an id."""

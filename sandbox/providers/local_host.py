@@ -1,24 +1,34 @@
-"""The local provider's host-process side: gateway command lines, bubblewrap binds, process groups."""
+"""The local provider's host side: bubblewrap arguments, the box process environment, process groups."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sandbox.boxspec import GUEST_HOME, GUEST_PROJECTS, GUEST_WORKSPACE
 
-BWRAP_PICOCLAW = "/opt/csgclaw/picoclaw"
 BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 POLL_INTERVAL = 0.05
 
 
 def bwrap_arguments(
-    *, bwrap: str, box_home: Path, workspace: str, projects: str, picoclaw: str, env: dict[str, str]
+    *,
+    bwrap: str,
+    box_home: Path,
+    workspace: str,
+    projects: str,
+    binds: Sequence[tuple[str, str]],
+    setenv: Mapping[str, str],
 ) -> list[str]:
-    """Everything before the command: read-only system dirs, the box's own dirs, and only the box env."""
+    """Everything before the command: read-only system dirs, the box's own dirs and its program.
+
+    The box environment is not here: bwrap hands its own environment to the box, and the caller starts
+    bwrap with exactly the box environment, so no token ever shows on a command line (security S9).
+    `setenv` carries only values that are no secret.
+    """
     arguments = [
         bwrap,
         "--unshare-all",
@@ -39,21 +49,18 @@ def bwrap_arguments(
         *("--bind", str(box_home), GUEST_HOME),
         *("--bind", workspace, GUEST_WORKSPACE),
         *("--bind", projects, GUEST_PROJECTS),
-        *("--ro-bind", picoclaw, BWRAP_PICOCLAW),
-        *("--chdir", GUEST_HOME, "--clearenv", "--setenv", "PATH", BOX_PATH),
     ]
-    for key, value in {**env, "HOME": GUEST_HOME}.items():
+    for source, destination in binds:
+        arguments += ["--ro-bind", source, destination]
+    arguments += ["--chdir", GUEST_HOME]
+    for key, value in setenv.items():
         arguments += ["--setenv", key, value]
     return arguments
 
 
-def bwrap_gateway_command() -> list[str]:
-    return ["/bin/sh", "-c", f"{BWRAP_PICOCLAW} gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null"]
-
-
-def host_gateway_command(picoclaw: str) -> list[str]:
-    quoted = '"' + re.sub(r'([\\"$`])', r"\\\1", picoclaw) + '"'
-    return ["/bin/sh", "-c", f'{quoted} gateway -d 1>"$HOME/.picoclaw/gateway.log" 2>/dev/null']
+def box_process_env(env: Mapping[str, str], *, home: str, path: str = BOX_PATH) -> dict[str, str]:
+    """The whole environment of a box's process (bwrap or the gateway itself): nothing of the server's."""
+    return {"PATH": path, **env, "HOME": home}
 
 
 def _proc_stat(pid: str) -> list[str] | None:

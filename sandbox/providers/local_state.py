@@ -20,6 +20,11 @@ def state_file_problem(record: dict[str, Any]) -> str:
     for key in ("workspace", "projects"):
         if not isinstance(spec.get(key), str):
             return f'"spec.{key}" is missing or not a string'
-    if record.get("isolation") == "bwrap" and not isinstance(record.get("executable"), str):
+    # The program a spawn ran: exec reuses its binds and variables (builtin-runtime.md §2.3).
+    if record.get("runtime") == "builtin":
+        for key in ("python", "package"):
+            if not isinstance(record.get(key), str):
+                return f'"{key}" is missing or not a string'
+    elif record.get("isolation") == "bwrap" and not isinstance(record.get("executable"), str):
         return '"executable" is missing or not a string'
     return ""

@@ -16,14 +16,9 @@ import pytest
 from sandbox.boxspec import runtime_home
 from sandbox.providers import local
 from sandbox.providers.base import BoxNotFound, SandboxError, SandboxUnavailable
-from sandbox.providers.local import (
-    LocalBox,
-    LocalProvider,
-    LocalRuntime,
-    bwrap_arguments,
-    host_gateway_command,
-)
-from sandbox.providers.local_host import group_alive
+from sandbox.providers.local import LocalBox, LocalProvider, LocalRuntime
+from sandbox.providers.local_host import bwrap_arguments, group_alive
+from sandbox.providers.local_runtime import RuntimeChoice, bwrap_gateway_command, host_gateway_command
 from sandbox.tests.factories import agent_spec, sandbox_config
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(30)]
@@ -34,6 +29,9 @@ echo "picoclaw $* home=$HOME bot=$PICOCLAW_CHANNELS_CSGCLAW_BOT_ID"
 [ -n "$FAKE_PICOCLAW_EXIT_AT_ONCE" ] && exit 3
 sleep "${FAKE_PICOCLAW_SECONDS:-30}"
 """
+
+
+PICOCLAW_CHOICE = RuntimeChoice(runtime="picoclaw", executable="/usr/local/bin/picoclaw")
 
 
 def bwrap_usable() -> bool:
@@ -64,8 +62,12 @@ def open_runtime(picoclaw: Path, csgclaw_home: Path) -> Iterator[Callable[..., L
     """Opens local runtimes and force-removes their boxes afterwards, so no gateway outlives a test."""
     opened: list[LocalRuntime] = []
 
-    def open_one(slug: str = "alice", isolation: str = "none", picoclaw_path: str = "") -> LocalRuntime:
-        config = sandbox_config(picoclaw_path=picoclaw_path or str(picoclaw), local_isolation=isolation)
+    def open_one(
+        slug: str = "alice", isolation: str = "none", picoclaw_path: str = "", runtime: str = "auto"
+    ) -> LocalRuntime:
+        config = sandbox_config(
+            picoclaw_path=picoclaw_path or str(picoclaw), local_isolation=isolation, runtime=runtime
+        )
         runtime = LocalProvider(config).open(runtime_home(csgclaw_home, slug, "boxlite"))
         opened.append(runtime)
         return runtime
@@ -98,8 +100,8 @@ def test_bwrap_arguments_match_the_documented_command_line() -> None:
         box_home=Path("/h/agents/alice/boxlite/home"),
         workspace="/h/agents/alice/workspace",
         projects="/h/projects",
-        picoclaw="/usr/local/bin/picoclaw",
-        env={"HOME": "/home/picoclaw", "CSGCLAW_BASE_URL": "http://127.0.0.1:18080"},
+        binds=[("/usr/local/bin/picoclaw", "/opt/csgclaw/picoclaw")],
+        setenv={},
     )
 
     assert arguments == [
@@ -111,11 +113,9 @@ def test_bwrap_arguments_match_the_documented_command_line() -> None:
         "--bind", "/h/agents/alice/workspace", "/home/picoclaw/.picoclaw/workspace",
         "--bind", "/h/projects", "/home/picoclaw/.picoclaw/workspace/projects",
         "--ro-bind", "/usr/local/bin/picoclaw", "/opt/csgclaw/picoclaw",
-        "--chdir", "/home/picoclaw", "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
-        "--setenv", "HOME", "/home/picoclaw",
-        "--setenv", "CSGCLAW_BASE_URL", "http://127.0.0.1:18080",
+        "--chdir", "/home/picoclaw",
     ]  # fmt: skip
-    assert local.bwrap_gateway_command() == [
+    assert bwrap_gateway_command(PICOCLAW_CHOICE) == [
         "/bin/sh",
         "-c",
         "/opt/csgclaw/picoclaw gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null",
@@ -124,7 +124,7 @@ def test_bwrap_arguments_match_the_documented_command_line() -> None:
 
 @pytest.mark.timeout(5)
 def test_host_gateway_command_quotes_the_executable() -> None:
-    assert host_gateway_command('/opt/my "pico"/$bin') == [
+    assert host_gateway_command(RuntimeChoice(runtime="picoclaw", executable='/opt/my "pico"/$bin')) == [
         "/bin/sh",
         "-c",
         '"/opt/my \\"pico\\"/\\$bin" gateway -d 1>"$HOME/.picoclaw/gateway.log" 2>/dev/null',
@@ -225,7 +225,7 @@ def test_missing_picoclaw(
     open_runtime: Callable[..., LocalRuntime], csgclaw_home: Path, tmp_path: Path
 ) -> None:
     missing = str(tmp_path / "nowhere" / "picoclaw")
-    runtime = open_runtime(picoclaw_path=missing)
+    runtime = open_runtime(picoclaw_path=missing, runtime="picoclaw")
 
     with pytest.raises(SandboxUnavailable) as raised:
         runtime.create(agent_spec(csgclaw_home))

@@ -1,0 +1,130 @@
+"""One local box as the lifecycle sees it: start, stop, status, commands and logs (sandbox.md §9.5)."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, ParamSpec, TypeVar
+
+from sandbox.boxspec import GUEST_HOME
+from sandbox.providers.base import BoxInfo, SandboxError, SandboxUnavailable, parse_timestamp
+from sandbox.providers.local_host import process_alive
+from sandbox.providers.local_runtime import choice_from_record
+
+if TYPE_CHECKING:
+    from sandbox.providers.local import LocalRuntime
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+EXEC_TIMEOUT = 60.0
+
+
+def reported_as(op: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Providers raise only SandboxError (sandbox.md §2): any other failure of `op` becomes `<op>: <error>`.
+
+    The host is full of ways to fail (a full disk, a file where a directory belongs, a pid from a damaged
+    state file); each must reach the agent's status_detail, not escape as a traceback.
+    """
+
+    def decorate(operation: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(operation)
+        def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return operation(*args, **kwargs)
+            except SandboxError:
+                raise
+            except Exception as error:
+                raise SandboxError(f"{op}: {error}") from error
+
+        return run
+
+    return decorate
+
+
+class LocalBox:
+    def __init__(self, runtime: LocalRuntime, box_id: str) -> None:
+        self.runtime = runtime
+        self.box_id = box_id
+
+    @reported_as("start local box")
+    def start(self) -> None:
+        record = self.runtime.load(self.box_id)
+        if not process_alive(record.get("pid")):
+            self.runtime.spawn(record)
+
+    @reported_as("stop local box")
+    def stop(self, *, force: bool = False, timeout: float | None = None) -> None:
+        # Only the pid is needed, so a damaged state file never keeps a gateway from being stopped.
+        self.runtime.terminate(self.runtime.read_record(self.box_id), force=force, timeout=timeout)
+
+    @reported_as("inspect local box")
+    def info(self) -> BoxInfo:
+        record = self.runtime.load(self.box_id)
+        state = self.runtime.state_of(record)
+        return BoxInfo(
+            id=record["id"],
+            name=record["name"],
+            state=state,
+            created_at=parse_timestamp(record.get("created_at")),
+            detail=self.runtime.status_detail(record) if state == "running" else "",
+        )
+
+    @reported_as("run local command")
+    def exec(
+        self, argv: list[str], *, stdout: IO[bytes], stderr: IO[bytes], timeout: float | None = None
+    ) -> int:
+        """Runs on the host, inside the same bwrap binds when the gateway is isolated."""
+        op = "run local command"
+        record = self.runtime.load(self.box_id)
+        box_home = self.runtime.box_home
+        choice = choice_from_record(record)
+        if record.get("isolation") == "bwrap":
+            bwrap = shutil.which("bwrap")
+            if bwrap is None:
+                raise SandboxUnavailable(f"{op}: bubblewrap (bwrap) was not found")
+            command, env = self.runtime.box_command(record, choice, bwrap, argv)
+        else:
+            guest_prefix = GUEST_HOME + "/"
+            rewritten = [
+                str(box_home / argument.removeprefix(guest_prefix))
+                if argument.startswith(guest_prefix)
+                else argument
+                for argument in argv
+            ]
+            command, env = self.runtime.box_command(record, choice, None, rewritten)
+        try:
+            result = subprocess.run(
+                command,
+                cwd=box_home,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout or EXEC_TIMEOUT,
+                check=False,
+            )
+        except FileNotFoundError:
+            stderr.write(f"{argv[0]}: command not found\n".encode())
+            return 127
+        except subprocess.TimeoutExpired as error:
+            raise SandboxError(f"{op}: timed out after {timeout or EXEC_TIMEOUT:g} s") from error
+        stdout.write(result.stdout)
+        stderr.write(result.stderr)
+        return result.returncode
+
+    @reported_as("read local box logs")
+    def logs(self, lines: int) -> str:
+        """Reads the gateway log straight from the box home; no process is needed."""
+        self.runtime.load(self.box_id)
+        try:
+            text = (self.runtime.box_home / ".picoclaw" / "gateway.log").read_text(
+                encoding="utf-8", errors="replace"
+            )
+        except FileNotFoundError:
+            return ""
+        return "".join(text.splitlines(keepends=True)[-lines:]) if lines > 0 else ""
+
+    def close(self) -> None:
+        """The handle is just an id."""
