@@ -122,7 +122,7 @@ class EventStream:
             return
         body = b""
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) >= ERROR_BODY_BYTES:
                     break
@@ -141,6 +141,9 @@ class EventStream:
             reason = await self._read(response, mode)
         except httpx.HTTPError as exc:
             reason = f"read failed: {type(exc).__name__}: {exc}"
+        except asyncio.CancelledError:
+            reason = "stopped"
+            raise
         finally:
             self.connected = False
             log.info("stream disconnected mode=%s reason=%s", mode, reason)
