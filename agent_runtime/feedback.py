@@ -11,7 +11,8 @@ from agent_runtime.contracts import strip_id
 
 EXPLANATION_CHARS = 300
 WORD_JOINER = "\u2060"
-_TAG = re.compile(r'<at user_id="([^"]*)">(.*?)</at>', re.DOTALL)
+# Also the JSON-escaped form (`user_id=\"…\"`) that tool arguments show.
+_TAG = re.compile(r'<at user_id=\\?"([^"\\]*)\\?">(.*?)</at>', re.DOTALL)
 _TAG_OPEN = re.compile(r'<at user_id="([^"]*)"')
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _THINK_OPEN = re.compile(r"^\s*<think>.*", re.DOTALL | re.IGNORECASE)

@@ -141,7 +141,7 @@ class AgentLoop:
         while len(self._tasks) < max(1, self.settings.max_parallel_turns):
             waiting = [c for c in self._conversations.values() if c.queue and not c.running]
             if not waiting:
-                return
+                break
             conversation = min(waiting, key=lambda c: c.queue[0][0])
             _, first = conversation.queue.popleft()
             conversation.running = True
