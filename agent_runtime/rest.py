@@ -41,17 +41,22 @@ class _ListCache:
         self._clock = clock
         self._items: dict[str, dict[str, Any]] = {}
         self._read_at = float("-inf")
+        self._retry_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def get(self, item_id: str) -> dict[str, Any] | None:
-        now = self._clock()
-        stale = now - self._read_at > CACHE_SECONDS
-        missing = item_id not in self._items and now - self._read_at > MISS_REREAD_SECONDS
-        if stale or missing:
+        if self._stale(item_id):
             async with self._lock:
-                if self._read_at <= now - (MISS_REREAD_SECONDS if missing else CACHE_SECONDS):
+                if self._stale(item_id):
                     await self._reload()
         return self._items.get(item_id)
+
+    def _stale(self, item_id: str) -> bool:
+        now = self._clock()
+        if now < self._retry_at:
+            return False
+        age = now - self._read_at
+        return age > CACHE_SECONDS or (item_id not in self._items and age > MISS_REREAD_SECONDS)
 
     def invalidate(self) -> None:
         self._read_at = float("-inf")
@@ -62,7 +67,7 @@ class _ListCache:
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("REST list not refreshed: %s", exc)
             # Keep what we had and try again in a moment rather than on every lookup.
-            self._read_at = max(self._read_at, self._clock() - CACHE_SECONDS + MISS_REREAD_SECONDS)
+            self._retry_at = self._clock() + MISS_REREAD_SECONDS
             return
         self._items = {
             item["id"]: item for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)
@@ -83,9 +88,11 @@ class RestApi:
     async def request(
         self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None
     ) -> tuple[int, Any]:
-        response = await self.client.request(
-            method, join_url(self.settings.base_url, path), params=params, json=json, timeout=REQUEST_TIMEOUT
-        )
+        url = httpx.URL(join_url(self.settings.base_url, path))
+        if params:
+            # `params=` would replace BASE's own query; merging keeps it (§3.1).
+            url = url.copy_merge_params(params)
+        response = await self.client.request(method, url, json=json, timeout=REQUEST_TIMEOUT)
         try:
             body: Any = response.json()
         except ValueError:
