@@ -51,7 +51,7 @@ class Gateway:
         self,
         settings: Settings,
         *,
-        loop_factory: LoopFactory = agent_loop_factory,
+        loop_factory: LoopFactory | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock=time.time,
     ) -> None:
@@ -71,10 +71,11 @@ class Gateway:
             on_frame=self.on_frame,
             on_connected=self.on_connected,
             on_disconnected=self.on_disconnected,
+            on_failed=lambda reason: self.status.update(last_error=reason),
         )
         self.outbox = HttpOutbox(settings, self.client, mode=lambda: self.stream.mode)
         self.health = HealthServer(settings, ready=lambda: self.stream.connected)
-        self.agent_loop = loop_factory(
+        self.agent_loop = (loop_factory or agent_loop_factory)(
             settings,
             outbox=self.outbox,
             journal=self.journal,

@@ -39,7 +39,8 @@ class StreamRejected(Exception):
 
 class EventStream:
     """Keeps one stream open. `on_frame(payload, sse_id, mode)` runs for every message frame, in order;
-    `on_connected(mode)` and `on_disconnected(reason)` bracket each connection."""
+    `on_connected(mode)` and `on_disconnected(reason)` bracket each connection; `on_failed(reason)` reports
+    an attempt that never connected."""
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class EventStream:
         on_frame: FrameHandler,
         on_connected: Callable[[str], Awaitable[None]],
         on_disconnected: Callable[[str], Awaitable[None]],
+        on_failed: Callable[[str], None] = lambda reason: None,
         sleep=asyncio.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
         clock=time.monotonic,
@@ -60,6 +62,8 @@ class EventStream:
         self._on_frame = on_frame
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
+        self._on_failed = on_failed
+        self._connections = 0
         self._sleep = sleep
         self._jitter = jitter
         self._clock = clock
@@ -71,6 +75,7 @@ class EventStream:
         backoff = FIRST_BACKOFF
         while True:
             started = self._clock()
+            connections = self._connections
             try:
                 reason = await self._attempt()
             except Exception as exc:
@@ -78,6 +83,8 @@ class EventStream:
                 log.exception("stream attempt failed")
                 reason = f"{type(exc).__name__}: {exc}"
             lasted = self._clock() - started
+            if self._connections == connections:
+                self._on_failed(reason)
             if lasted >= HEALTHY_STREAM_SECONDS:
                 backoff = FIRST_BACKOFF
                 log.info("stream ended after %.0f s (%s); reconnecting now", lasted, reason)
@@ -134,6 +141,7 @@ class EventStream:
 
     async def _consume(self, response: httpx.Response, mode: str, url: str) -> str:
         self.mode, self.connected = mode, True
+        self._connections += 1
         log.info("stream connected mode=%s url=%s", mode, url)
         reason = "stream ended"
         try:
