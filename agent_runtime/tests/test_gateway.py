@@ -181,3 +181,41 @@ async def test_outbox_follows_the_stream_mode(tmp_path):
         message_id = outbox.message_id(turn_id="msg-1", room_id="room-1", thread_root_id="", index=0)
         assert (await outbox.send(message_id=message_id, room_id="room-1", thread_root_id="", text="hi")).ok
     assert json.loads(server.calls("POST", PARTICIPANT_SEND)[0].content)["message_id"] == message_id
+
+
+@pytest.mark.timeout(30)
+async def test_a_full_turn_with_the_real_agent_loop(tmp_path, caplog):
+    from agent_runtime.loop import AgentLoop
+    from agent_runtime.outbox import outbound_id
+
+    caplog.set_level("DEBUG", logger="agent_runtime")
+    server = _server(sse_message(frame("msg-1", text="hello"), "msg-1"))
+    server.always("POST", PARTICIPANT_SEND, httpx.Response(200, json={"message_id": "x"}))
+    answer = {"choices": [{"message": {"role": "assistant", "content": "hi admin"}, "finish_reason": "stop"}]}
+    server.always("POST", "/api/v1/agents/u-dev/llm/chat/completions", httpx.Response(200, json=answer))
+
+    def real_loop(settings, **ports):
+        return AgentLoop(settings, **{**ports, "llm_transport": server.transport})
+
+    settings = make_settings(tmp_path)
+    gateway = Gateway(settings, loop_factory=real_loop, transport=server.transport)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    await _until(lambda: server.calls("POST", PARTICIPANT_SEND))
+    await _until(lambda: '"op":"done","id":"msg-1"' in gateway.journal.path.read_text())
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    (send,) = server.calls("POST", PARTICIPANT_SEND)
+    assert json.loads(send.content) == {
+        "room_id": "room-1",
+        "text": "hi admin",
+        "message_id": outbound_id("u-dev", "msg-1", "room-1", "", 0),
+    }
+    (llm_call,) = server.calls("POST", "/api/v1/agents/u-dev/llm/chat/completions")
+    assert json.loads(llm_call.content)["messages"][-1] == {"role": "user", "content": "hello"}
+    assert "inbound msg-1 room=room-1 accepted" in caplog.text
+    assert TOKEN not in caplog.text
+    assert TOKEN not in gateway.status.path.read_text()
+    for path in settings.workspace.rglob("*"):
+        if path.is_file():
+            assert TOKEN not in path.read_text(errors="replace"), path
