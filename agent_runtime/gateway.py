@@ -127,6 +127,8 @@ class Gateway:
         self.cursor.touch(stream=mode)
         self.status.update(stream=mode, connected=True, last_error="")
         self._spawn(self.rest.agent())
+        # Warm the user list now, so the first message's sender lookup costs no request.
+        self._spawn(self.rest.user(self.settings.bot_id))
         outage = None if self._disconnected_at is None else self._clock() - self._disconnected_at
         if self._connects == 1:
             self._start_scan(first_ever=not self.cursor.existed, since=self._cursor_at_start)
