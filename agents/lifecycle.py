@@ -34,7 +34,7 @@ from csgclaw_site.config import (
 from im.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
 from sandbox import boxspec, runtimes
 from sandbox.providers import get_provider
-from sandbox.providers.base import Box, BoxInfo, BoxNotFound, SandboxError, SandboxRuntime
+from sandbox.providers.base import Box, BoxInfo, BoxNotFound, SandboxError, SandboxRuntime, SandboxUnavailable
 
 logger = logging.getLogger("csgclaw.sandbox")
 
@@ -46,6 +46,10 @@ LOGS_MAX_LINES = 5000
 DEFAULT_LOG_LINES = 20
 MANAGER_PREFIX = "create bootstrap manager box"
 WORKER_PREFIX = "create worker box"
+# builtin-runtime.md §10.1: a machine without the chosen sandbox runtime can still run agents locally.
+LOCAL_PROVIDER_HINT = (
+    'hint: run "manage.py onboard --sandbox-provider local" to use the built-in agent runtime'
+)
 
 # Status checks have their own workers so that slow box creations can never starve them.
 STATUS_WORKERS = 8
@@ -95,6 +99,9 @@ status_pool = DaemonPool("csgclaw-status", lambda: STATUS_WORKERS)
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _refreshed_at: dict[str, float] = {}
+# The status_detail of agents whose last provisioning failed because the sandbox runtime is missing or
+# unreachable; a hint is due only while the agent still shows that very failure.
+_unavailable: dict[str, str] = {}
 
 
 def agent_lock(agent_id: str) -> threading.Lock:
@@ -241,12 +248,38 @@ def provision(agent_id: str) -> Agent | None:
                 if recorded is None:
                     # Deleted while its box was being made: the box would be orphaned otherwise.
                     runtime.remove(info.id, force=True)
+                _unavailable.pop(agent_id, None)
                 return recorded
         except Exception as exc:
             logger.warning("%s for agent %s: %s", prefix, agent_id, exc)
+            detail = f"{prefix}: {exc}"
+            if _caused_by_unavailable_sandbox(exc):
+                _unavailable[agent_id] = detail
+            else:
+                _unavailable.pop(agent_id, None)
             return services.agent_status_record(
-                agent_id=agent_id, status=AgentStatus.FAILED, status_detail=f"{prefix}: {exc}"
+                agent_id=agent_id, status=AgentStatus.FAILED, status_detail=detail
             )
+
+
+def _caused_by_unavailable_sandbox(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error it wraps (`get agent box: …`), says the sandbox runtime is unavailable."""
+    while exc is not None:
+        if isinstance(exc, SandboxUnavailable):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def manager_box_hint(config: Config, manager: Agent) -> str:
+    """The hint that follows "manager box is not ready" (builtin-runtime.md §10.1), or "".
+
+    Only when a provider other than `local` could not start for want of its runtime: then the local
+    provider with the built-in runtime is the way to get agents running on this machine.
+    """
+    explicit_provider = not settings.CSGCLAW_SANDBOX_PROVIDER_CLASS and config.sandbox.provider != "local"
+    unavailable = _unavailable.get(manager.id) == manager.status_detail
+    return LOCAL_PROVIDER_HINT if explicit_provider and unavailable else ""
 
 
 def provisioning_queue(agent_id: str) -> None:

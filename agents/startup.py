@@ -171,8 +171,12 @@ def bootstrap_validate_models(config: Config) -> None:
 
 
 def bootstrap_manager_box(config: Config) -> None:
-    from agents.lifecycle import manager_box_ensure
+    from agents.lifecycle import manager_box_ensure, manager_box_hint
 
     agent = manager_box_ensure(config=config)
     if agent.status != AgentStatus.RUNNING:
-        logger.warning("manager box is not ready: %s", agent.status_detail or agent.status)
+        # The hint goes on a line of its own, so stderr shows it exactly as onboard prints it.
+        hint = manager_box_hint(config, agent)
+        logger.warning(
+            "manager box is not ready: %s%s", agent.status_detail or agent.status, f"\n{hint}" if hint else ""
+        )

@@ -777,3 +777,47 @@ def test_ci_suppresses_prompts(tmp_path: Path, terminal):
     assert session.finish() == 1
     assert "Provider [" not in session.output
     assert session.stderr == incomplete("--base-url, --api-key, --models") + "\n"
+
+
+# --- the local-provider hint (builtin-runtime.md §10.1) ----------------------------------------------------
+
+LOCAL_HINT = 'hint: run "manage.py onboard --sandbox-provider local" to use the built-in agent runtime'
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_provider_whose_runtime_is_missing_adds_the_local_hint(config_file: Path, settings):
+    settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = ""
+    config_file.write_text('[sandbox]\ndocker_path = "/nonexistent/docker"\n')
+
+    _, stderr = onboard("--base-url", "u", "--api-key", "k", "--models", "m", "--sandbox-provider", "docker")
+
+    assert stderr.splitlines() == [
+        "warning: manager box is not ready: create bootstrap manager box: docker: executable "
+        '"/nonexistent/docker" not found; install docker or set [sandbox].docker_path',
+        LOCAL_HINT,
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_hint_when_the_failure_is_not_a_missing_runtime(config_file: Path, settings):
+    settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = ""
+    # The built-in runtime needs the local provider: a configuration error, not a missing runtime.
+    config_file.write_text('[sandbox]\nruntime = "builtin"\n')
+
+    _, stderr = onboard("--base-url", "u", "--api-key", "k", "--models", "m", "--sandbox-provider", "docker")
+
+    assert stderr.splitlines() == [
+        "warning: manager box is not ready: create bootstrap manager box: "
+        'builtin runtime requires [sandbox].provider = "local"'
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_hint_when_the_local_provider_itself_cannot_start(config_file: Path, settings):
+    settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = ""
+    config_file.write_text('[sandbox]\nruntime = "picoclaw"\npicoclaw_path = "/nonexistent/picoclaw"\n')
+
+    _, stderr = onboard("--base-url", "u", "--api-key", "k", "--models", "m", "--sandbox-provider", "local")
+
+    assert LOCAL_HINT not in stderr
+    assert 'local: executable "/nonexistent/picoclaw" not found' in stderr

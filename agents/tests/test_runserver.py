@@ -469,6 +469,21 @@ def test_bootstrap_warns_about_incomplete_models_and_a_failed_box(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_bootstrap_hints_at_the_local_provider_when_the_sandbox_runtime_is_missing(
+    config_file: Path, bootstrap, settings
+):
+    settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = ""
+    sandbox = '[sandbox]\nprovider = "docker"\ndocker_path = "/nonexistent/docker"\n'
+    config_file.write_text(VALID_CONFIG + sandbox)
+
+    assert bootstrap() == [
+        "manager box is not ready: create bootstrap manager box: docker: executable "
+        '"/nonexistent/docker" not found; install docker or set [sandbox].docker_path\n'
+        'hint: run "manage.py onboard --sandbox-provider local" to use the built-in agent runtime'
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_bootstrap_prunes_expired_events(config_file: Path, lifecycle: FakeLifecycle, bootstrap, settings):
     settings.CSGCLAW_EVENT_RETENTION_DAYS = 7
     with transaction.atomic():

@@ -166,7 +166,7 @@ class Command(BaseCommand):
 
     def ensure_manager_box(self, config: Config, *, force: bool, strict: bool) -> ManagerBox:
         # Imported here: the lifecycle pulls in the sandbox providers, which a failed onboard never needs.
-        from agents.lifecycle import manager_box_ensure
+        from agents.lifecycle import manager_box_ensure, manager_box_hint
 
         agent = manager_box_ensure(config=config, force=force, progress=BoxProgress(self.stderr))
         if agent.status == AgentStatus.RUNNING:
@@ -176,6 +176,9 @@ class Command(BaseCommand):
         if strict:
             raise OnboardError(f"manager box is not ready: {detail}")
         self.stderr.write(f"warning: manager box is not ready: {detail}")
+        hint = manager_box_hint(config, agent)
+        if hint:
+            self.stderr.write(hint)
         return ManagerBox(agent.status, agent.status_detail)
 
     def table_output(self, result: OnboardResult) -> str:
