@@ -231,6 +231,8 @@ def test_create_takes_a_runtime_trimmed_and_lower_cased(
     assert response.json().get("runtime") == (stored or None)
     assert list(response.json())[-1] == ("runtime" if stored else "reasoning_effort")
     assert reload().runtime == stored
+    created = [event.payload["agent"] for event in Event.objects.filter(type=events.AGENT_UPDATED)]
+    assert created and all(payload.get("runtime") == (stored or None) for payload in created)
     labels = fake_boxes.record("alice")["spec"]["labels"]
     expected = {"csgclaw.agent_id": "u-alice", **({"csgclaw.runtime": stored} if stored else {})}
     assert labels == expected
@@ -736,6 +738,30 @@ def test_admin_shows_the_api_token_read_only(admin_client):
     assert page.status_code == 200
     assert agent.api_token in page.content.decode()
     assert 'name="api_token"' not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_admin_edits_the_runtime(admin_client):
+    make_agent(created_at=datetime(2026, 4, 24, 10, 0, tzinfo=UTC))
+    page = admin_client.get(f"{ADMIN_AGENTS}u-alice/change/")
+    assert 'name="runtime"' in page.content.decode()
+
+    response = admin_client.post(
+        f"{ADMIN_AGENTS}u-alice/change/",
+        {
+            "id": "u-alice",
+            "name": "Alice",
+            "role": "worker",
+            "status": "unknown",
+            "runtime": "builtin",
+            "created_at_0": "2026-04-24",
+            "created_at_1": "10:00:00",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()
+    assert reload().runtime == "builtin"
+    assert agent_json(admin_client)["runtime"] == "builtin"
 
 
 @pytest.mark.django_db
