@@ -25,11 +25,13 @@ def runtime_setting(raw: str) -> str:
 
 
 def requested_runtime(*, label: str, setting: str) -> str:
-    """The label when the agent chose a runtime, else the setting: `auto`, `picoclaw` or `builtin`."""
+    """The label when the agent chose a runtime, else the setting: `auto`, `picoclaw` or `builtin`.
+
+    A bad setting fails every start, labelled or not, so it is noticed before it matters.
+    """
+    configured = runtime_setting(setting)
     label = label.strip().lower()
-    if label in LABELS:
-        return label
-    return runtime_setting(setting)
+    return label if label in LABELS else configured
 
 
 def require_runtime_supported(*, provider: str, label: str, setting: str) -> None:

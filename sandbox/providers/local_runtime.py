@@ -56,8 +56,11 @@ def missing_picoclaw_message(path: str) -> str:
 
 
 def choose_runtime(*, label: str, setting: str, picoclaw_path: str) -> RuntimeChoice:
-    """§2.2, first match wins: the built-in runtime when asked for, PicoClaw when asked for, else whichever
-    exists — only a missing picoclaw falls back; one that is found but fails stays a start error."""
+    """The runtime of one spawn (§2.2); the first match wins.
+
+    The built-in runtime when asked for, PicoClaw when asked for, else whichever exists: only a missing
+    picoclaw falls back, one that is found but fails stays a start error.
+    """
     requested = runtimes.requested_runtime(label=label, setting=setting)
     if requested == runtimes.BUILTIN:
         return builtin_choice(fallback=False)

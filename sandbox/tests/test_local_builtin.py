@@ -312,11 +312,12 @@ def test_the_choice_is_made_again_at_every_start(
     assert launches[-1]["argv"][2].startswith(f'"{picoclaw}"')
 
 
-def test_an_unknown_runtime_setting_fails_the_start(open_runtime, csgclaw_home: Path) -> None:
+@pytest.mark.parametrize("label", ["", "builtin"])
+def test_an_unknown_runtime_setting_fails_the_start(open_runtime, csgclaw_home: Path, label: str) -> None:
     runtime = open_runtime(runtime="jvm")
 
     with pytest.raises(SandboxError) as raised:
-        runtime.create(agent_spec(csgclaw_home))
+        runtime.create(builtin_spec(csgclaw_home, runtime=label))
 
     assert str(raised.value) == (
         'local: unsupported [sandbox].runtime "jvm"; supported values are "auto", "picoclaw" or "builtin"'
