@@ -47,13 +47,14 @@ def text(content: str) -> Answer:
 _call_ids = itertools.count(1)
 
 
-def tool_call(name: str, content: str = "", **arguments: Any) -> Answer:
+def tool_call(tool: str, /, **arguments: Any) -> Answer:
+    """One call of `tool` with `arguments` (any names: `name`, `content` … are the tool's own)."""
     call = {
         "id": f"call_{next(_call_ids)}",
         "type": "function",
-        "function": {"name": name, "arguments": json.dumps(arguments)},
+        "function": {"name": tool, "arguments": json.dumps(arguments)},
     }
-    return Answer(message={"role": "assistant", "content": content, "tool_calls": [call]})
+    return Answer(message={"role": "assistant", "content": "", "tool_calls": [call]})
 
 
 def status(code: int, error_text: str = "scripted provider error") -> Answer:
