@@ -193,7 +193,8 @@ def test_the_manager_delegates_to_a_worker_who_reports_back(team_factory, provid
     task_room = task_rooms[0]
     assert task_room["members"] == [MANAGER_ID, ADMIN_ID, "u-alice"]
     task_messages = [m for m in team.messages(task_room["id"]) if m["kind"] == "message"]
-    assignment = [m for m in task_messages if m["sender_id"] == MANAGER_ID]
+    # The manager's other messages there are its tool feedback and its closing "Thanks.".
+    assignment = [m for m in task_messages if m["sender_id"] == MANAGER_ID and TEAM_TASK in m["content"]]
     assert len(assignment) == 1 and assignment[0]["mentions"] == ["u-alice"]
     team.wait_for(
         lambda: any(m["content"] == "Thanks." for m in team.messages_from(task_room["id"], MANAGER_ID)),
@@ -204,7 +205,10 @@ def test_the_manager_delegates_to_a_worker_who_reports_back(team_factory, provid
     assert reports[0]["content"].startswith('<at user_id="u-manager">')
     assert team.messages_from(rooms["direct"], MANAGER_ID)[-1]["content"] == summary
     alice_direct = team.direct_room("u-alice")
-    assert [m["content"] for m in team.messages_from(alice_direct, "u-alice")] == ["Noted."]
+    assert [m["content"] for m in team.messages_from(alice_direct, "u-alice")] == [
+        "Bootstrap room created for admin and alice.",
+        "Noted.",
+    ]
     every_id = [m["id"] for room in team.get("/api/v1/rooms") for m in team.messages(room["id"])]
     assert len(every_id) == len(set(every_id))
     worker_requests = [call.body for call in provider.calls if agent("u-alice")(call.body)]
