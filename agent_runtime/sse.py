@@ -42,6 +42,9 @@ class SseParser:
 
     def _line(self, line: str) -> SseFrame | None:
         if line == "":
+            if not (self._event or self._data or self._id):
+                # The blank line that ends a comment (`: heartbeat`) or a run of blank lines: no frame.
+                return None
             frame = SseFrame(self._event, "\n".join(self._data), self._id)
             self._event, self._data, self._id = "", [], ""
             return frame

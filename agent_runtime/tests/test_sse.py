@@ -76,3 +76,11 @@ def test_dropped_frames_say_why():
 def test_unnamed_event_is_a_message():
     (frame,) = SseParser().feed(b'data: {"message_id":"m"}\n\n')
     assert decode_message(frame) == ({"message_id": "m"}, "")
+
+
+def test_a_heartbeat_comment_and_blank_lines_dispatch_nothing():
+    parser = SseParser()
+
+    frames = parser.feed(b": connected\n\n: heartbeat\n\n\n\nid: msg-1\ndata: {}\n\n")
+
+    assert frames == [SseFrame(event="", data="{}", id="msg-1")]
