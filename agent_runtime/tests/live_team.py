@@ -25,19 +25,27 @@ from conftest import PYTHON, REPO_ROOT, free_port, live_env
 
 ACCESS_TOKEN = "live-runtime-token"
 MODEL = "scripted-model"
+PROVIDER_KEY = "sk-provider-key-never-in-a-box"
 MANAGER_ID = "u-manager"
 ADMIN_ID = "u-admin"
 START_SECONDS = 60.0
 STOP_SECONDS = 15.0
 
 
-def team_config(*, port: int, provider_base_url: str, isolation: str = "none") -> str:
+def team_config(
+    *,
+    port: int,
+    provider_base_url: str,
+    isolation: str = "none",
+    provider_api_key: str = PROVIDER_KEY,
+    model: str = MODEL,
+) -> str:
     return (
         f'[server]\nlisten_addr = "127.0.0.1:{port}"\naccess_token = "{ACCESS_TOKEN}"\n\n'
-        f'[models]\ndefault = "scripted.{MODEL}"\n\n'
+        f'[models]\ndefault = "scripted.{model}"\n\n'
         "[models.providers.scripted]\n"
-        f'base_url = "{provider_base_url}"\napi_key = "sk-provider-key-never-in-a-box"\n'
-        f'models = ["{MODEL}"]\n\n'
+        f'base_url = "{provider_base_url}"\napi_key = "{provider_api_key}"\n'
+        f'models = ["{model}"]\n\n'
         f'[sandbox]\nprovider = "local"\nruntime = "builtin"\nlocal_isolation = "{isolation}"\n'
     )
 
@@ -48,7 +56,7 @@ class LiveTeam:
 
     home: Path
     port: int
-    provider: ScriptedOpenAI
+    provider: ScriptedOpenAI | None
     process: subprocess.Popen[bytes]
 
     @property
@@ -175,15 +183,27 @@ class LiveTeam:
 
 def start_team(
     home: Path,
-    provider: ScriptedOpenAI,
+    provider: ScriptedOpenAI | None,
     *,
     isolation: str = "none",
     runtime_env: Mapping[str, str] | None = None,
+    provider_base_url: str = "",
+    provider_api_key: str = PROVIDER_KEY,
+    model: str = MODEL,
 ) -> LiveTeam:
-    """runserver on a free port with the start-up bootstrap; returns once /healthz answers."""
+    """runserver on a free port with the start-up bootstrap; returns once /healthz answers.
+
+    The model is `provider` (scripted), or the real one at `provider_base_url` when no provider is given.
+    """
     port = free_port()
     (home / "config.toml").write_text(
-        team_config(port=port, provider_base_url=provider.base_url, isolation=isolation)
+        team_config(
+            port=port,
+            provider_base_url=provider.base_url if provider is not None else provider_base_url,
+            isolation=isolation,
+            provider_api_key=provider_api_key,
+            model=model,
+        )
     )
     env = live_env(home, {"CSGCLAW_BOOTSTRAP_ON_START": "true", "CSGCLAW_RUNTIME_BACKOFF_SCALE": "0.01"})
     # The real local provider, not the fake one the other live tests use.

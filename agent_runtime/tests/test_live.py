@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.tests.live_team import ACCESS_TOKEN, ADMIN_ID, MANAGER_ID, LiveTeam, start_team
+from agent_runtime.tests.live_team import (
+    ACCESS_TOKEN,
+    ADMIN_ID,
+    MANAGER_ID,
+    PROVIDER_KEY,
+    LiveTeam,
+    start_team,
+)
 from bots.tests.scripted_openai import (
     ScriptedOpenAI,
     agent,
@@ -310,8 +317,73 @@ def test_no_provider_key_reaches_the_box(team_factory, provider):
     leaked = [
         path
         for path in Path(team.home, "agents").rglob("*")
-        if path.is_file() and b"sk-provider-key-never-in-a-box" in path.read_bytes()
+        if path.is_file() and PROVIDER_KEY.encode() in path.read_bytes()
     ]
     assert leaked == []
     environ = Path(f"/proc/{team.box_record('manager')['pid']}/environ").read_bytes()
-    assert b"sk-provider-key-never-in-a-box" not in environ
+    assert PROVIDER_KEY.encode() not in environ
+
+
+# --- a real model, opt-in ------------------------------------------------------------------------------
+
+REAL_LLM_BASE = os.environ.get("CSGCLAW_IT_RUNTIME_LLM_BASE_URL", "")
+
+
+@pytest.fixture
+def real_team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveTeam]:
+    """runserver whose default model is the real provider of `CSGCLAW_IT_RUNTIME_LLM_*`."""
+    home = tmp_path_factory.mktemp("real-llm-home")
+    team = start_team(
+        home,
+        None,
+        isolation="auto",
+        provider_base_url=REAL_LLM_BASE,
+        provider_api_key=os.environ.get("CSGCLAW_IT_RUNTIME_LLM_API_KEY", "local"),
+        model=os.environ.get("CSGCLAW_IT_RUNTIME_LLM_MODEL", "Qwen/Qwen3-0.6B-GGUF"),
+    )
+    try:
+        yield team
+    finally:
+        team.stop()
+        print(team.describe())
+
+
+@pytest.mark.skipif(
+    not REAL_LLM_BASE, reason="set CSGCLAW_IT_RUNTIME_LLM_BASE_URL to run against a real model"
+)
+@pytest.mark.timeout(300)
+def test_a_real_model_makes_the_manager_answer(real_team):
+    real_team.wait_running(MANAGER_ID, timeout=60)
+    room = real_team.direct_room(MANAGER_ID)
+    greeting = real_team.say(room, "Reply with the single word pong.")
+
+    def answered() -> list[dict]:
+        return [
+            message
+            for message in real_team.messages_from(room, MANAGER_ID)
+            if message["created_at"] > greeting["created_at"]
+        ]
+
+    answer = real_team.wait_for(answered, "the manager's answer from the real model", timeout=120)[0]
+    assert answer["content"].strip()
+    assert not answer["content"].startswith("Error processing message")
+
+
+@pytest.mark.skipif(
+    not (REAL_LLM_BASE and os.environ.get("CSGCLAW_IT_RUNTIME_TEAM") == "1"),
+    reason="set CSGCLAW_IT_RUNTIME_LLM_BASE_URL and CSGCLAW_IT_RUNTIME_TEAM=1 to run the unscripted team",
+)
+@pytest.mark.timeout(700)
+def test_a_real_model_runs_the_team_flow_unscripted(real_team):
+    real_team.wait_running(MANAGER_ID, timeout=60)
+    room = real_team.direct_room(MANAGER_ID)
+    request = real_team.say(room, "Please have a worker write hello.txt in projects/demo, then tell me.")
+
+    def done() -> bool:
+        files = [path for path in (real_team.home / "projects").rglob("*") if path.is_file()]
+        replies = [
+            m for m in real_team.messages_from(room, MANAGER_ID) if m["created_at"] > request["created_at"]
+        ]
+        return bool(files and replies)
+
+    real_team.wait_for(done, "a file under projects/ and a manager reply", timeout=600)
