@@ -255,7 +255,10 @@ async def _relay_body(
         if event_stream:
             yield _error_event(text, 502)
     except (asyncio.CancelledError, GeneratorExit):
-        call.failed(LlmOutcome.CLIENT_DISCONNECTED, DISCONNECTED_TEXT)
+        # SDKs close the connection as soon as they read `data: [DONE]`, often before the provider's
+        # last bytes (the chunked terminator) pass: that client got the whole answer.
+        if not tap.delivered:
+            call.failed(LlmOutcome.CLIENT_DISCONNECTED, DISCONNECTED_TEXT)
         raise
     finally:
         # On a client disconnect this is what stops the provider's generation.

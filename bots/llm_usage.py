@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 _DATA_FIELD = b"data:"
 _USAGE_KEY = b'"usage"'
+_DONE_LINE = b"data: [DONE]"
 _TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
@@ -46,6 +47,9 @@ def _is_count(value: Any) -> bool:
 
 
 class UsageTap(Protocol):
+    # True once the answer's own end marker passed: a client leaving after it missed nothing.
+    delivered: bool
+
     def feed(self, chunk: bytes) -> None: ...
 
     def usage(self) -> Usage | None: ...
@@ -53,6 +57,9 @@ class UsageTap(Protocol):
 
 class JsonUsageTap:
     """Buffers a JSON answer (up to `limit` bytes) and reads its `usage` once the body is complete."""
+
+    # A JSON body has no end marker: only the end of the relay says it was all delivered.
+    delivered = False
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
@@ -87,6 +94,7 @@ class EventStreamUsageTap:
         self._limit = limit
         self._partial_line = bytearray()
         self._usage: Usage | None = None
+        self.delivered = False
 
     def feed(self, chunk: bytes) -> None:
         self._partial_line += chunk
@@ -106,6 +114,9 @@ class EventStreamUsageTap:
         return self._usage
 
     def _read_line(self, line: bytes) -> None:
+        if line.rstrip(b"\r") == _DONE_LINE:
+            self.delivered = True
+            return
         if not line.startswith(_DATA_FIELD) or _USAGE_KEY not in line:
             return
         try:

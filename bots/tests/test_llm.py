@@ -940,6 +940,24 @@ async def test_the_first_chunk_reaches_the_client_before_the_provider_sends_the_
     assert 0 <= row.ttfb_ms <= row.latency_ms
 
 
+async def test_a_client_that_leaves_right_after_done_got_the_whole_answer(agent, provider):
+    chunks = sse(delta("a", {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}), "[DONE]")
+    # The provider's last bytes after [DONE] are held back: the client leaves before they pass.
+    stream = ProviderStream([*chunks, b"\n"], hold_at=2)
+    provider.mock(
+        return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
+    )
+    communicator, _ = await open_call(CHAT, chat_body(stream=True))
+    await body_chunk(communicator)
+    await body_chunk(communicator)
+
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(5)
+
+    [row] = await usage_rows()
+    assert (row.outcome, row.error, row.total_tokens) == (LlmOutcome.OK, "", 10)
+
+
 async def test_a_client_disconnect_closes_the_provider_stream(agent, provider):
     chunks = sse(delta("a", {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}), delta("b"))
     stream = ProviderStream(chunks, hold_at=1)
@@ -1201,3 +1219,12 @@ async def test_a_call_is_recorded_once_even_if_asked_twice():
 
     [row] = await usage_rows()
     assert row.outcome == LlmOutcome.TIMEOUT
+
+
+def test_event_stream_tap_knows_when_the_answer_was_delivered():
+    tap = EventStreamUsageTap(MAX_BODY_BYTES)
+
+    tap.feed(b'data: {"choices":[]}\r\n\r\ndata: [DO')
+    assert not tap.delivered
+    tap.feed(b"NE]\r\n")
+    assert tap.delivered
