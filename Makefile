@@ -69,6 +69,7 @@ bench: install
 	$(PY) bench/message_send.py
 	$(PY) bench/fanout.py
 	$(PY) bench/llm_proxy.py
+	$(PY) bench/agent_runtime.py
 
 clean:
 	rm -rf $(VENV)
