@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import shutil
 import statistics
 import subprocess
@@ -134,18 +136,19 @@ class StreamClock:
         return self
 
     async def _read(self) -> None:
-        import json
-
         headers = {"Authorization": f"Bearer {ACCESS_TOKEN}"}
         url = f"{self.base_url}/api/bots/{MANAGER_ID}/events"
-        async with httpx.AsyncClient(timeout=None, trust_env=False) as client:
-            while True:
-                async with client.stream("GET", url, headers=headers) as response:
-                    self.ready.set()
-                    async for line in response.aiter_lines():
-                        if line.startswith("data:"):
-                            data = json.loads(line[5:])
-                            self.arrivals.setdefault(data.get("message_id", ""), time.time())
+        # Ends quietly when the server goes away at the end of its mode.
+        with contextlib.suppress(httpx.HTTPError):
+            async with (
+                httpx.AsyncClient(timeout=None, trust_env=False) as client,
+                client.stream("GET", url, headers=headers) as response,
+            ):
+                self.ready.set()
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        data = json.loads(line[5:])
+                        self.arrivals.setdefault(data.get("message_id", ""), time.time())
 
 
 def wait_until(predicate, seconds: float) -> bool:
@@ -164,7 +167,7 @@ class Turn:
     floor_ms: float | None
 
 
-def one_turn(team: LiveTeam, room: str, content: str, clock: StreamClock | None) -> Turn | None:
+def one_turn(team: LiveTeam, room: str, content: str, final: str, clock: StreamClock | None) -> Turn | None:
     """Send one admin message and time the turn it starts; None when no reply came in time."""
     provider = team.provider
     before = len(provider.calls)
@@ -173,8 +176,9 @@ def one_turn(team: LiveTeam, room: str, content: str, clock: StreamClock | None)
 
     def replied() -> dict | None:
         for message in reversed(team.messages(room)):
-            if message["sender_id"] == MANAGER_ID and parse_time(message["created_at"]) > created:
-                return message
+            # Tool feedback comes from the manager too: the turn ends with its final answer.
+            if message["sender_id"] == MANAGER_ID and message["content"] == final:
+                return message if parse_time(message["created_at"]) > created else None
         return None
 
     if not wait_until(lambda: len(provider.calls) > before, TURN_SECONDS):
@@ -193,16 +197,30 @@ def one_turn(team: LiveTeam, room: str, content: str, clock: StreamClock | None)
 
 
 def measure_turns(
-    team: LiveTeam, room: str, count: int, prompt: str, clock: StreamClock | None
+    team: LiveTeam, room: str, count: int, prompt: str, final: str, clock: StreamClock | None
 ) -> list[Turn]:
     turns = []
     for number in range(count):
-        turn = one_turn(team, room, f"{prompt} #{number}", clock)
+        turn = one_turn(team, room, f"{prompt} #{number}", final, clock)
         if turn is not None:
             turns.append(turn)
         # The next message must not land while this turn still posts its last words.
         time.sleep(0.05)
     return turns
+
+
+def restart_seconds(team: LiveTeam) -> float | None:
+    """Stop and start the manager: seconds from the start request to `connected: true` of the new run."""
+    team.post(f"/api/v1/agents/{MANAGER_ID}/stop", {})
+    started = time.time()
+    team.post(f"/api/v1/agents/{MANAGER_ID}/start", {})
+
+    def connected() -> bool:
+        status = team.runtime_status("manager")
+        # The new run's own start time: under bwrap its pid is one of its own namespace.
+        return bool(status and status.get("connected") and parse_time(status["started_at"]) >= started - 0.01)
+
+    return time.time() - started if wait_until(connected, 10) else None
 
 
 def run_mode(isolation: str, args: argparse.Namespace, report: Report) -> None:
@@ -222,7 +240,7 @@ def run_mode(isolation: str, args: argparse.Namespace, report: Report) -> None:
                 team.wait_connected(f"bench{number}")
             time.sleep(IDLE_SECONDS)
             rss = [
-                vm_rss_mib(team.box_record(slug)["pid"])
+                vm_rss_mib(team.runtime_pid(slug) or 0)
                 for slug in ["manager"] + [f"bench{n}" for n in range(WORKERS)]
             ]
             report.add(
@@ -232,20 +250,9 @@ def run_mode(isolation: str, args: argparse.Namespace, report: Report) -> None:
                 max(rss) <= TARGET_IDLE_MIB,
             )
 
-            connects = []
-            for _ in range(args.restarts):
-                team.post(f"/api/v1/agents/{MANAGER_ID}/stop", {})
-                started = time.time()
-                team.post(f"/api/v1/agents/{MANAGER_ID}/start", {})
-                if wait_until(
-                    lambda: (
-                        (status := team.runtime_status("manager")) is not None
-                        and status.get("connected")
-                        and status.get("pid") == team.box_record("manager")["pid"]
-                    ),
-                    10,
-                ):
-                    connects.append(time.time() - started)
+            connects = [
+                seconds for _ in range(args.restarts) if (seconds := restart_seconds(team)) is not None
+            ]
             report.add(
                 f"start → connected [{isolation}]",
                 f"p50 {percentile(connects, 50):.2f} s (n={len(connects)})",
@@ -255,7 +262,7 @@ def run_mode(isolation: str, args: argparse.Namespace, report: Report) -> None:
 
             room = team.direct_room(MANAGER_ID)
             clock = StreamClock(team.base_url).start()
-            plain = measure_turns(team, room, args.messages, "hello", clock)
+            plain = measure_turns(team, room, args.messages, "hello", "ok", clock)
             floors = [turn.floor_ms for turn in plain if turn.floor_ms is not None]
             first_calls = [turn.first_call_ms for turn in plain]
             turns = [turn.turn_ms for turn in plain]
@@ -279,7 +286,8 @@ def run_mode(isolation: str, args: argparse.Namespace, report: Report) -> None:
             )
 
             tools = [
-                turn.turn_ms for turn in measure_turns(team, room, args.tool_turns, "use two tools", None)
+                turn.turn_ms
+                for turn in measure_turns(team, room, args.tool_turns, "use two tools", "tools done", None)
             ]
             report.add(
                 f"full turn, 2 tools [{isolation}]",

@@ -130,13 +130,18 @@ class LiveTeam:
         assert paths, f"no local-box.json for {slug}"
         return json.loads(paths[0].read_text())
 
-    def runtime_alive(self, slug: str) -> bool:
-        try:
-            os.kill(self.box_record(slug)["pid"], 0)
-        except ProcessLookupError:
-            return False
-        stat = Path(f"/proc/{self.box_record(slug)['pid']}/stat").read_text()
-        return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    def runtime_pid(self, slug: str) -> int | None:
+        """The runtime's Python process: a child of the launcher (and of bwrap) in the box's process group."""
+        group = self.box_record(slug)["pid"]
+        for entry in Path("/proc").iterdir():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, NotADirectoryError):
+                continue
+            if int(fields[2]) == group and fields[0] != "Z" and b"agent_runtime" in argv:
+                return int(entry.name)
+        return None
 
     def runtime_status(self, slug: str) -> dict[str, Any] | None:
         paths = list((self.home / "agents" / slug).rglob(".picoclaw/runtime-status.json"))

@@ -278,7 +278,9 @@ def test_a_crash_right_after_the_reply_reruns_the_turn_without_a_second_reply(te
 
     team.say(room, "once")
     team.wait_for(lambda: _answer_count(team, room, "only once") == 1, "the first reply")
-    team.wait_for(lambda: not team.runtime_alive("manager"), "the crash", timeout=10)
+    crashed = team.home / "agents" / "manager" / "workspace" / "state" / "builtin-runtime" / "test-crash-done"
+    team.wait_for(crashed.exists, "the crash", timeout=10)
+    # The launcher restarts a crashed runtime by itself; a start request meanwhile changes nothing.
     assert team.post(f"/api/v1/agents/{MANAGER_ID}/start", {}).status_code == 200
 
     provider.wait_for_calls(2, timeout=15)
@@ -288,6 +290,24 @@ def test_a_crash_right_after_the_reply_reruns_the_turn_without_a_second_reply(te
     # The participant send stores the runtime's id; the REST send keeps it as the client id.
     stored_id = replies[0]["id"] if mode == "participant" else replies[0]["client_msg_id"]
     assert stored_id.startswith("msg-rt-")
+
+
+@pytest.mark.timeout(120)
+def test_a_runtime_that_dies_comes_back_by_itself_and_answers(team_factory, provider):
+    provider.rule(agent(MANAGER_ID), last_user_contains("still there?"), answer=text("yes"))
+    team = team_factory()
+    team.wait_running(MANAGER_ID)
+    team.wait_connected("manager")
+    first = team.runtime_pid("manager")
+
+    os.kill(first, signal.SIGKILL)
+    team.wait_for(lambda: team.runtime_pid("manager") not in (None, first), "a new runtime process")
+    room = team.direct_room(MANAGER_ID)
+    team.say(room, "still there?")
+
+    team.wait_for(lambda: _answer_count(team, room, "yes") == 1, "the restarted runtime's answer")
+    assert "runtime exited with code 137; restarting in" in team.gateway_log("manager")
+    assert team.agent(MANAGER_ID)["status"] == "running"
 
 
 # --- (d) messages sent before the runtime connected ----------------------------------------------------

@@ -255,7 +255,9 @@ class LocalRuntime:
         if bwrap:
             remove_symlink(picoclaw_home / "workspace")
             remove_symlink(workspace / "projects")
-            argv, process_env = self.box_command(record, choice, bwrap, bwrap_gateway_command(choice))
+            argv, process_env = self.box_command(
+                record, choice, bwrap, bwrap_gateway_command(choice, os.environ)
+            )
         else:
             if detail:
                 logger.warning(
@@ -263,7 +265,9 @@ class LocalRuntime:
                 )
             replace_with_symlink(picoclaw_home / "workspace", workspace)
             replace_with_symlink(workspace / "projects", projects)
-            argv, process_env = self.box_command(record, choice, None, host_gateway_command(choice))
+            argv, process_env = self.box_command(
+                record, choice, None, host_gateway_command(choice, os.environ)
+            )
         spawned_at = time.time()
         with self.launch_log_path.open("wb") as launch_log:
             try:

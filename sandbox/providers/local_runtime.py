@@ -38,6 +38,12 @@ RUNTIME_NOT_CONNECTED_AFTER = 10.0
 STATUS_FILE_MAX_BYTES = 64 * 1024
 STATUS_ERROR_MAX_CHARS = 300
 RUNTIME_KNOB_PREFIX = "CSGCLAW_RUNTIME_"
+BACKOFF_SCALE_KNOB = "CSGCLAW_RUNTIME_BACKOFF_SCALE"
+# A built-in runtime that crashes is started again by the shell that launched it: after 1 s, doubling to
+# 30 s, and from 1 s again after a run of a minute or more (a crash loop backs off, a rare crash does not).
+# Exit 0 is a requested stop and exit 2 a configuration error that a restart cannot fix.
+RESTART_DELAYS = (1, 2, 4, 8, 16, 30)
+RESTART_RESET_AFTER = 60
 
 
 @dataclass(frozen=True)
@@ -156,26 +162,54 @@ def quote_for_shell(path: str) -> str:
     return '"' + re.sub(r'([\\"$`])', r"\\\1", path) + '"'
 
 
-def bwrap_gateway_command(choice: RuntimeChoice) -> list[str]:
+def supervised_runtime_script(*, python: str, picoclaw_home: str, backoff_scale: float) -> str:
+    """`sh -c` text that runs the built-in runtime (§2.3) and restarts it after a crash, with backoff.
+
+    The runtime's output and the restart notes share this run's gateway log; the status file of a crashed
+    run is removed, so the agent shows "not connected" instead of a stale `connected: true`.
+    """
+    log = f"{picoclaw_home}/.picoclaw/gateway.log"
+    delays = " ".join(f"{delay * backoff_scale:g}" for delay in RESTART_DELAYS)
+    return (
+        f"mv -f {log} {log}.1 2>/dev/null; "
+        "{ n=0; while :; do started=$(date +%s); "
+        f"{python} -m {PACKAGE_NAME} gateway -d; code=$?; "
+        "case $code in 0|2) exit $code;; esac; "
+        f"rm -f {picoclaw_home}/.picoclaw/{STATUS_FILE_NAME}; "
+        f"[ $(($(date +%s) - started)) -ge {RESTART_RESET_AFTER} ] && n=0; "
+        f"set -- {delays}; shift $((n < $# - 1 ? n : $# - 1)); n=$((n + 1)); "
+        'echo "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) WARN  [supervisor] runtime exited with code $code; '
+        'restarting in $1 s"; sleep $1; '
+        f"done; }} 1>{log} 2>&1"
+    )
+
+
+def backoff_scale(environ: Mapping[str, str]) -> float:
+    """The server's `CSGCLAW_RUNTIME_BACKOFF_SCALE` (tests shorten every delay with it), else 1."""
+    try:
+        scale = float(environ.get(BACKOFF_SCALE_KNOB, "1"))
+    except ValueError:
+        return 1.0
+    return scale if 0 < scale < float("inf") else 1.0
+
+
+def bwrap_gateway_command(choice: RuntimeChoice, environ: Mapping[str, str]) -> list[str]:
     if choice.runtime == runtimes.BUILTIN:
-        return [
-            "/bin/sh",
-            "-c",
-            "mv -f ~/.picoclaw/gateway.log ~/.picoclaw/gateway.log.1 2>/dev/null; "
-            f"exec {shlex.quote(choice.python)} -m {PACKAGE_NAME} gateway -d 1>~/.picoclaw/gateway.log 2>&1",
-        ]
+        script = supervised_runtime_script(
+            python=shlex.quote(choice.python), picoclaw_home="~", backoff_scale=backoff_scale(environ)
+        )
+        return ["/bin/sh", "-c", script]
     return ["/bin/sh", "-c", f"{BWRAP_PICOCLAW} gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null"]
 
 
-def host_gateway_command(choice: RuntimeChoice) -> list[str]:
+def host_gateway_command(choice: RuntimeChoice, environ: Mapping[str, str]) -> list[str]:
     if choice.runtime == runtimes.BUILTIN:
-        log = '"$HOME/.picoclaw/gateway.log"'
-        return [
-            "/bin/sh",
-            "-c",
-            f'mv -f {log} "$HOME/.picoclaw/gateway.log.1" 2>/dev/null; '
-            f"exec {quote_for_shell(choice.python)} -m {PACKAGE_NAME} gateway -d 1>{log} 2>&1",
-        ]
+        script = supervised_runtime_script(
+            python=quote_for_shell(choice.python),
+            picoclaw_home='"$HOME"',
+            backoff_scale=backoff_scale(environ),
+        )
+        return ["/bin/sh", "-c", script]
     return [
         "/bin/sh",
         "-c",

@@ -115,7 +115,7 @@ def test_bwrap_arguments_match_the_documented_command_line() -> None:
         "--ro-bind", "/usr/local/bin/picoclaw", "/opt/csgclaw/picoclaw",
         "--chdir", "/home/picoclaw",
     ]  # fmt: skip
-    assert bwrap_gateway_command(PICOCLAW_CHOICE) == [
+    assert bwrap_gateway_command(PICOCLAW_CHOICE, {}) == [
         "/bin/sh",
         "-c",
         "/opt/csgclaw/picoclaw gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null",
@@ -124,7 +124,7 @@ def test_bwrap_arguments_match_the_documented_command_line() -> None:
 
 @pytest.mark.timeout(5)
 def test_host_gateway_command_quotes_the_executable() -> None:
-    assert host_gateway_command(RuntimeChoice(runtime="picoclaw", executable='/opt/my "pico"/$bin')) == [
+    assert host_gateway_command(RuntimeChoice(runtime="picoclaw", executable='/opt/my "pico"/$bin'), {}) == [
         "/bin/sh",
         "-c",
         '"/opt/my \\"pico\\"/\\$bin" gateway -d 1>"$HOME/.picoclaw/gateway.log" 2>/dev/null',

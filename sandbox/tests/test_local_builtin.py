@@ -141,13 +141,64 @@ def wait_for(predicate: Callable[[], object], seconds: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def builtin_host_command(python: str) -> list[str]:
-    return [
-        "/bin/sh",
-        "-c",
-        'mv -f "$HOME/.picoclaw/gateway.log" "$HOME/.picoclaw/gateway.log.1" 2>/dev/null; '
-        f'exec "{python}" -m agent_runtime gateway -d 1>"$HOME/.picoclaw/gateway.log" 2>&1',
+def builtin_script(python: str, home: str, delays: str = "1 2 4 8 16 30") -> str:
+    """The launcher of §2.3 around a restart loop: `python` and `home` as the shell must see them."""
+    log = f"{home}/.picoclaw/gateway.log"
+    return (
+        f"mv -f {log} {log}.1 2>/dev/null; "
+        "{ n=0; while :; do started=$(date +%s); "
+        f"{python} -m agent_runtime gateway -d; code=$?; "
+        "case $code in 0|2) exit $code;; esac; "
+        f"rm -f {home}/.picoclaw/runtime-status.json; "
+        "[ $(($(date +%s) - started)) -ge 60 ] && n=0; "
+        f"set -- {delays}; shift $((n < $# - 1 ? n : $# - 1)); n=$((n + 1)); "
+        'echo "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) WARN  [supervisor] runtime exited with code $code; '
+        'restarting in $1 s"; sleep $1; '
+        f"done; }} 1>{log} 2>&1"
+    )
+
+
+def builtin_host_command(python: str, delays: str = "1 2 4 8 16 30") -> list[str]:
+    return ["/bin/sh", "-c", builtin_script(f'"{python}"', '"$HOME"', delays)]
+
+
+# A stand-in interpreter for the supervisor: each run logs a line, then exits with the next listed code.
+FAKE_CRASHING_PYTHON = """#!/bin/sh
+runs=$(cat "$HOME/runs" 2>/dev/null || echo 0); runs=$((runs + 1)); echo $runs > "$HOME/runs"
+echo '{"connected": true}' > "$HOME/.picoclaw/runtime-status.json"
+echo "run $runs: $*"
+set -- $EXIT_CODES; shift $((runs - 1)); exit ${1:-0}
+"""
+
+
+@pytest.mark.parametrize(
+    ("exit_codes", "runs", "final_code"),
+    [("137 1 0", 3, 0), ("2", 1, 2), ("137 2", 2, 2)],
+    ids=["restarts-until-a-clean-stop", "config-error-is-final", "config-error-after-a-crash"],
+)
+def test_the_launcher_restarts_a_crashed_runtime_with_backoff(tmp_path, exit_codes, runs, final_code):
+    home = tmp_path / "home"
+    (home / ".picoclaw").mkdir(parents=True)
+    python = executable(tmp_path / "bin" / "python", FAKE_CRASHING_PYTHON)
+    choice = RuntimeChoice(runtime="builtin", python=str(python), package=str(tmp_path))
+    argv = local_runtime.host_gateway_command(choice, {"CSGCLAW_RUNTIME_BACKOFF_SCALE": "0.01"})
+
+    done = subprocess.run(
+        argv, env={"HOME": str(home), "PATH": os.environ["PATH"], "EXIT_CODES": exit_codes}, timeout=10
+    )
+
+    assert done.returncode == final_code
+    assert int((home / "runs").read_text()) == runs
+    log = (home / ".picoclaw" / "gateway.log").read_text()
+    assert log.count("-m agent_runtime gateway -d") == runs
+    restarts = [line for line in log.splitlines() if "[supervisor]" in line]
+    assert [line.split(" WARN  ", 1)[1] for line in restarts] == [
+        f"[supervisor] runtime exited with code {code}; restarting in {delay:g} s"
+        for code, delay in zip(exit_codes.split()[: runs - 1], (0.01, 0.02), strict=False)
     ]
+    # Removed after each crash, so a runtime down between runs never looks connected.
+    crashed_last = final_code != 0 and runs > 1
+    assert (home / ".picoclaw" / "runtime-status.json").exists() != crashed_last or final_code == 2
 
 
 # --- selection (§2.2) -------------------------------------------------------------------------------------
@@ -273,7 +324,7 @@ def test_a_builtin_label_logs_info_and_runs_it_with_picoclaw_on_path(
 
     assert caplog.messages == ["local: starting the built-in runtime for agent alice"]
     launch = launches[-1]
-    assert launch["argv"] == builtin_host_command(sys.executable)
+    assert launch["argv"] == builtin_host_command(sys.executable, delays="0.01 0.02 0.04 0.08 0.16 0.3")
     assert launch["env"]["PYTHONPATH"] == str(fake_package.parent)
     assert launch["env"]["PYTHONDONTWRITEBYTECODE"] == "1"
     assert launch["env"]["CSGCLAW_RUNTIME_BACKOFF_SCALE"] == "0.01"
@@ -396,8 +447,7 @@ def test_fake_bwrap_records_the_builtin_binds_and_no_secret_on_the_command_line(
         *expected_prefix,
         "/bin/sh",
         "-c",
-        "mv -f ~/.picoclaw/gateway.log ~/.picoclaw/gateway.log.1 2>/dev/null; "
-        f"exec {sys.executable} -m agent_runtime gateway -d 1>~/.picoclaw/gateway.log 2>&1",
+        builtin_script(sys.executable, "~"),
     ]
     # Box.exec runs inside the gateway's binds.
     assert command["argv"] == [*expected_prefix, sys.executable, "-c", "pass"]
