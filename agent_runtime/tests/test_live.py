@@ -32,6 +32,7 @@ from bots.tests.scripted_openai import (
     hold,
     last_tool_contains,
     last_user_contains,
+    status,
     text,
     tool_call,
 )
@@ -308,6 +309,45 @@ def test_a_runtime_that_dies_comes_back_by_itself_and_answers(team_factory, prov
     team.wait_for(lambda: _answer_count(team, room, "yes") == 1, "the restarted runtime's answer")
     assert "runtime exited with code 137; restarting in" in team.gateway_log("manager")
     assert team.agent(MANAGER_ID)["status"] == "running"
+
+
+# --- small local models -------------------------------------------------------------------------------
+
+
+def test_a_model_that_rejects_tools_gets_plain_chat(team_factory, provider):
+    provider.rule(
+        has_tools(), answer=status(400, "tools is not supported by this model"), repeat=True, name="tools"
+    )
+    provider.rule(has_tools(False), last_user_contains("plain"), answer=text("plain answer"))
+    team = team_factory()
+    team.wait_running(MANAGER_ID)
+    room = team.direct_room(MANAGER_ID)
+
+    team.say(room, "plain please")
+
+    team.wait_for(lambda: _answer_count(team, room, "plain answer") == 1, "the plain-chat answer")
+    assert [call.rule for call in provider.calls] == ["tools", "rule 2"]
+    assert provider.unmatched == []
+
+
+def test_a_failing_provider_gives_one_short_error_message_in_the_room(team_factory, provider):
+    provider.rule(answer=status(500, "the model server fell over"), repeat=True)
+    team = team_factory()
+    team.wait_running(MANAGER_ID)
+    room = team.direct_room(MANAGER_ID)
+
+    team.say(room, "anyone?")
+
+    errors = team.wait_for(
+        lambda: [
+            m for m in team.messages_from(room, MANAGER_ID) if m["content"].startswith("Error processing")
+        ],
+        "the error message",
+    )
+    assert [m["content"] for m in errors] == [
+        "Error processing message: LLM call failed: HTTP 500: the model server fell over"
+    ]
+    assert len(provider.calls) == 3  # the first call and its two retries
 
 
 # --- (d) messages sent before the runtime connected ----------------------------------------------------
