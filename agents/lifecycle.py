@@ -196,7 +196,8 @@ def box_spec_for(config: Config, agent: Agent) -> boxspec.BoxSpec:
     home = Path(settings.CSGCLAW_HOME)
     base_url = box_facing_base_url(config, local_provider=_uses_local_provider(config))
     model_id = _model_id_for(config, agent)
-    access_token = config.server.access_token
+    # The agent's own token, never the server's (security.md S2.1): a box that leaks it exposes only itself.
+    access_token = agent.api_token
     feishu_app = boxspec.feishu_app_for(agent.id, config.feishu.apps)
     environment = boxspec.box_environment(
         base_url=base_url,

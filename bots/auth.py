@@ -1,4 +1,8 @@
-"""Bearer authentication of the bot routes (http-api.md §1.4): the server token, or an agent's own token."""
+"""Bearer authentication of the bot, participant and agent LLM routes: the server token or the agent's own.
+
+Which credential a token is lives in csgclaw_site/credentials.py (shared with the remote-caller check of
+security.md S4); this module adds the per-route rule of S2.2: an agent's token opens only its own routes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Callable
 
 from bots.llm_db import bridge_read
 from bots.selectors import agent_api_token
-from csgclaw_site.config import ServerConfig, get_config_or_default, last_loaded_config
+from csgclaw_site.credentials import PLACEHOLDER_TOKEN, auth_disabled, is_server_token
 from im.selectors import is_lookup_id
 
 BEARER_PREFIX = "Bearer "
@@ -23,32 +27,21 @@ def presented_token(authorization: str) -> str | None:
 async def bearer_allowed(
     authorization: str, *, bot_id: str, token_of: Callable[[str], str | None] = agent_api_token
 ) -> bool:
-    """True when auth is off, the shared token matches, or the token is this bot's own agent token.
+    """True when auth is off, the server token matches, or the token is this bot's own agent token.
 
     An agent token opens only the routes of its own bot id, never another bot's. `token_of` maps the
     route's id to the token of the agent it names (routes whose ids are aliases resolve them there); it
-    runs on a bridge database thread only when the shared token did not match.
+    runs on a bridge database thread only when the server token did not match, and reads the database
+    each time, so a rotated token fails at once. The placeholder opens nothing (S1.2).
     """
-    server = _server_config()
-    if server is not None and server.no_auth:
+    if auth_disabled():
         return True
     token = presented_token(authorization)
-    if token is None:
+    if not token or token == PLACEHOLDER_TOKEN:
         return False
-    if server is not None and hmac.compare_digest(token.encode(), server.access_token.encode()):
+    if is_server_token(token):
         return True
     if not is_lookup_id(bot_id):
         return False
     own_token = await bridge_read(token_of, bot_id)
     return own_token is not None and hmac.compare_digest(token.encode(), own_token.encode())
-
-
-def _server_config() -> ServerConfig | None:
-    """`[server]` of config.toml. While the file fails to load (an edit in progress), the last one loaded,
-    else None: the defaults' well-known token must never open the bot routes, so only agents' own tokens
-    are accepted then."""
-    config, error = get_config_or_default()
-    if error is None:
-        return config.server
-    last = last_loaded_config()
-    return None if last is None else last.server

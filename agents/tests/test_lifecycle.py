@@ -83,7 +83,7 @@ def test_provision_creates_and_records_a_running_box(csgclaw_home, fake_boxes):
 def test_box_spec_carries_the_agent_model_and_base_url_but_never_the_provider_key(
     agent_config, csgclaw_home, fake_boxes
 ):
-    make_worker(model_id="qwen2.5:7b")
+    alice = make_worker(model_id="qwen2.5:7b")
 
     lifecycle.provision("u-alice")
 
@@ -94,7 +94,8 @@ def test_box_spec_carries_the_agent_model_and_base_url_but_never_the_provider_ke
     assert env["OPENAI_MODEL"] == "qwen2.5:7b"
     assert env["CSGCLAW_BASE_URL"] == box_base
     assert env["CSGCLAW_LLM_BASE_URL"] == f"{box_base}/api/v1/agents/u-alice/llm"
-    assert env["OPENAI_API_KEY"] == agent_config.server.access_token
+    assert env["OPENAI_API_KEY"] == alice.api_token
+    assert agent_config.server.access_token not in json.dumps(record)
     assert record["spec"]["image"] == agent_config.bootstrap.manager_image
     provider = agent_config.models.providers["remote"]
     assert provider.api_key not in json.dumps(record)
@@ -103,9 +104,10 @@ def test_box_spec_carries_the_agent_model_and_base_url_but_never_the_provider_ke
 
 @pytest.mark.django_db
 def test_box_environment_of_the_2026_6_example(write_config, fake_boxes):
-    # participants.md §6.2's example: base http://10.0.0.8:18080, token shared-token, model minimax-m2.7.
+    # participants.md §6.2's example: base http://10.0.0.8:18080, model minimax-m2.7; the token is the
+    # worker's own (security.md S2.1), not the example's shared one.
     write_config(advertise_base_url="http://10.0.0.8:18080")
-    make_worker("u-worker-1", name="worker-1", model_id="minimax-m2.7")
+    token = make_worker("u-worker-1", name="worker-1", model_id="minimax-m2.7").api_token
 
     lifecycle.provision("u-worker-1")
 
@@ -114,13 +116,13 @@ def test_box_environment_of_the_2026_6_example(write_config, fake_boxes):
     assert env == {
         "HOME": "/home/picoclaw",
         "CSGCLAW_BASE_URL": "http://10.0.0.8:18080",
-        "CSGCLAW_ACCESS_TOKEN": "shared-token",
+        "CSGCLAW_ACCESS_TOKEN": token,
         "CSGCLAW_LLM_BASE_URL": llm,
         "OPENAI_BASE_URL": llm,
         "PICOCLAW_CUSTOM_MODEL_BASE_URL": llm,
-        "CSGCLAW_LLM_API_KEY": "shared-token",
-        "OPENAI_API_KEY": "shared-token",
-        "PICOCLAW_CUSTOM_MODEL_API_KEY": "shared-token",
+        "CSGCLAW_LLM_API_KEY": token,
+        "OPENAI_API_KEY": token,
+        "PICOCLAW_CUSTOM_MODEL_API_KEY": token,
         "CSGCLAW_LLM_MODEL_ID": "minimax-m2.7",
         "OPENAI_MODEL": "minimax-m2.7",
         "PICOCLAW_AGENTS_DEFAULTS_MODEL_NAME": "minimax-m2.7",
@@ -128,7 +130,7 @@ def test_box_environment_of_the_2026_6_example(write_config, fake_boxes):
         "PICOCLAW_CUSTOM_MODEL_ID": "openai/minimax-m2.7",
         "PICOCLAW_CHANNELS_CSGCLAW_ENABLED": "true",
         "PICOCLAW_CHANNELS_CSGCLAW_BASE_URL": "http://10.0.0.8:18080",
-        "PICOCLAW_CHANNELS_CSGCLAW_ACCESS_TOKEN": "shared-token",
+        "PICOCLAW_CHANNELS_CSGCLAW_ACCESS_TOKEN": token,
         "PICOCLAW_CHANNELS_CSGCLAW_PARTICIPANT_ID": "pt-worker-1",
         "PICOCLAW_CHANNELS_CSGCLAW_BOT_ID": "u-worker-1",
     }
@@ -327,7 +329,8 @@ def test_manager_box_ensure_creates_the_box_and_renders_the_manager_files(
     assert fake_boxes.operations("manager") == ["create", "info"]
     picoclaw = csgclaw_home / "agents" / "manager" / ".picoclaw"
     rendered = (picoclaw / "config.json").read_text() + (picoclaw / ".security.yml").read_text()
-    assert agent_config.server.access_token in rendered
+    assert manager.api_token in rendered
+    assert agent_config.server.access_token not in rendered
     assert agent_config.models.providers["remote"].api_key not in rendered
     assert (csgclaw_home / "agents" / "manager" / "workspace" / "AGENTS.md").is_file()
 
