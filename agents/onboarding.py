@@ -6,11 +6,15 @@ bad flag or an unreachable csghub-lite leaves the file untouched.
 
 from __future__ import annotations
 
+import secrets
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from csgclaw_site.config import (
     CSGHUB_LITE_PROVIDER,
+    DEFAULT_ACCESS_TOKEN,
     DEFAULT_CSGHUB_LITE_API_KEY,
     DEFAULT_CSGHUB_LITE_BASE_URL,
     Config,
@@ -202,3 +206,38 @@ def apply_server_flags(config: Config, options: dict[str, Any], sandbox_provider
         config.server.access_token = options["access_token"]
     if options["no_auth"] is not None:
         config.server.no_auth = options["no_auth"]
+
+
+def access_token_generate(config: Config, options: dict[str, Any]) -> str | None:
+    """security.md S1.1: a fresh random server token unless one was given or a real one is configured.
+
+    Judged on the value as written in the file, not as expanded: `${MY_TOKEN}` is the user's choice even
+    while the variable is unset. Returns the new token, None when the config keeps its own.
+    """
+    if options["access_token"] is not None:
+        return None
+    written = _written_access_token(config.path)
+    if written not in ("", DEFAULT_ACCESS_TOKEN):
+        return None
+    token = secrets.token_urlsafe(32)
+    config.server.access_token = token
+    return token
+
+
+def access_token_notice(token: str, path: Path) -> str:
+    """The one line onboard prints about a generated token: enough to recognise it, not to use it."""
+    return f"access token: {token[:4]}…{token[-4:]} (full value in {path})"
+
+
+def _written_access_token(path: Path | None) -> str | None:
+    """`[server].access_token` exactly as config.toml spells it (trimmed), "" when absent or no file yet;
+    None when the file cannot be read again (then the loaded value stands)."""
+    if path is None:
+        return ""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    server = data.get("server", {})
+    value = server.get("access_token", "") if isinstance(server, dict) else ""
+    return value.strip() if isinstance(value, str) else None

@@ -20,6 +20,7 @@ from django.utils import timezone
 from agents.models import AgentStatus
 from agents.services import manager_ensure
 from csgclaw_site.config import (
+    DEFAULT_ACCESS_TOKEN,
     Config,
     ConfigError,
     ModelsConfigError,
@@ -34,6 +35,7 @@ from csgclaw_site.config import (
     resolve_model,
     validate_models,
 )
+from csgclaw_site.credentials import PLACEHOLDER_WARNING
 from im import services as im_services
 
 logger = logging.getLogger("csgclaw.bootstrap")
@@ -84,6 +86,7 @@ def serving_prepare(
     """Steps 3.1–3.2 of §10: migrate, then print the effective config and the IM URL."""
     if config_error is not None:
         server_logger.warning("%s; serving with the default configuration", config_error)
+    placeholder_token_warn(config)
     if settings.CSGCLAW_AUTO_MIGRATE:
         call_command("migrate", interactive=False, verbosity=0)
         # The server's worker threads open their own connections; this one would only sit idle.
@@ -93,6 +96,15 @@ def serving_prepare(
     stdout.write(f"CSGClaw IM is available at: {api_base_url(config, listen_addr)}/")
     # Under a supervisor stdout is a pipe; the URL must show up now, not when the buffer fills.
     stdout.flush()
+
+
+def placeholder_token_warn(config: Config) -> None:
+    """security.md S1.2: the placeholder opens nothing, so say once why the server token does not work.
+
+    Not with `no_auth`: then every bearer check passes and the warning would be untrue.
+    """
+    if config.server.access_token == DEFAULT_ACCESS_TOKEN and not config.server.no_auth:
+        server_logger.warning(PLACEHOLDER_WARNING)
 
 
 def bootstrap_enabled(*, no_bootstrap: bool) -> bool:

@@ -15,6 +15,8 @@ from django.core.management.base import BaseCommand, OutputWrapper
 from agents.models import AgentStatus
 from agents.onboarding import (
     OnboardError,
+    access_token_generate,
+    access_token_notice,
     apply_model_flags,
     apply_server_flags,
     model_flags_from,
@@ -61,6 +63,8 @@ class OnboardResult:
     users: list[str]
     manager_box: ManagerBox
     force_recreated: bool
+    # Set when onboard generated the server token this run (security.md S1.1).
+    generated_token: str | None = None
 
     @property
     def message(self) -> str:
@@ -126,6 +130,9 @@ class Command(BaseCommand):
             self.stderr.write(str(exc))
             raise SystemExit(1) from None
         if options["output"] == "json":
+            # stdout stays one JSON document for programs; the token line goes to the person watching.
+            if result.generated_token is not None:
+                self.stderr.write(access_token_notice(result.generated_token, result.config_path))
             self.stdout.write(json.dumps(self.json_output(result), ensure_ascii=False, separators=(",", ":")))
         else:
             self.stdout.write(self.table_output(result))
@@ -143,6 +150,7 @@ class Command(BaseCommand):
         elif self.prompting_allowed(options):
             ModelSettingsPrompts(self.stdout).prompt_model_settings(config)
         apply_server_flags(config, options, sandbox_provider)
+        generated_token = access_token_generate(config, options)
         validate_models(config)
         path = save_config(config)
 
@@ -162,6 +170,7 @@ class Command(BaseCommand):
             users=[seed.name for seed in im_services.SEED_USERS],
             manager_box=box,
             force_recreated=options["force_recreate_manager"] and not options["skip_manager_box"],
+            generated_token=generated_token,
         )
 
     def ensure_manager_box(self, config: Config, *, force: bool, strict: bool) -> ManagerBox:
@@ -183,8 +192,10 @@ class Command(BaseCommand):
 
     def table_output(self, result: OnboardResult) -> str:
         admin, manager = result.users
-        lines = [
-            result.message,
+        lines = [result.message]
+        if result.generated_token is not None:
+            lines.append(access_token_notice(result.generated_token, result.config_path))
+        lines += [
             f'ensured bootstrap agent "manager" with image "{result.manager_image}"',
             f'ensured IM members "{admin}" and "{manager}"',
             f"manager box: {result.manager_box.table_text}",
