@@ -33,6 +33,7 @@ from csgclaw_site.config import (
 )
 from im.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
 from sandbox import boxspec, runtimes
+from sandbox.agent_home import UnsafePath
 from sandbox.providers import get_provider
 from sandbox.providers.base import Box, BoxInfo, BoxNotFound, SandboxError, SandboxRuntime, SandboxUnavailable
 
@@ -253,7 +254,7 @@ def provision(agent_id: str) -> Agent | None:
                 return recorded
         except Exception as exc:
             logger.warning("%s for agent %s: %s", prefix, agent_id, exc)
-            detail = f"{prefix}: {exc}"
+            detail = _failure_detail(prefix, exc)
             if _caused_by_unavailable_sandbox(exc):
                 _unavailable[agent_id] = detail
             else:
@@ -261,6 +262,16 @@ def provision(agent_id: str) -> Agent | None:
             return services.agent_status_record(
                 agent_id=agent_id, status=AgentStatus.FAILED, status_detail=detail
             )
+
+
+def _failure_detail(prefix: str, exc: BaseException) -> str:
+    """`<prefix>: <error>`; a link the box planted in its home is named alone (security S5.2)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, UnsafePath):
+            return str(cause)
+        cause = cause.__cause__
+    return f"{prefix}: {exc}"
 
 
 def _caused_by_unavailable_sandbox(exc: BaseException | None) -> bool:
@@ -374,7 +385,9 @@ def agent_start(*, agent_id: str) -> tuple[Agent, bool]:
                     info = _box_info(box)
         except (SandboxError, ConfigError) as exc:
             services.agent_status_record(
-                agent_id=agent.id, status=AgentStatus.FAILED, status_detail=f"start agent: {exc}"
+                agent_id=agent.id,
+                status=AgentStatus.FAILED,
+                status_detail=_failure_detail("start agent", exc),
             )
             raise UpstreamFailed(f"start agent: {exc}") from exc
     if box is None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sandbox.providers.base import BoxSpec, Mount, ensure_dir, write_private_file
+from sandbox.agent_home import agent_home_ensure, directory_ensure, file_write
+from sandbox.providers.base import BoxSpec, Mount
 
 GUEST_HOME = "/home/picoclaw"
 GUEST_WORKSPACE = f"{GUEST_HOME}/.picoclaw/workspace"
@@ -175,28 +175,48 @@ def build_box_spec(
     )
 
 
-def seed_workspace(workspace: Path, *, manager: bool) -> None:
-    """Copy the role's template tree into `workspace`, replacing same-name files and keeping the rest."""
+def seed_workspace(workspace: Path, *, manager: bool, agent_home: Path | None = None) -> None:
+    """Copy the role's template tree into `workspace`, replacing same-name files and keeping the rest.
+
+    The workspace is writable from inside the box, so nothing is written through a link planted there
+    (security S5.2): a link on the way is UnsafePath. `agent_home` (default: the workspace's parent) is
+    created `0700`.
+    """
+    workspace = Path(workspace)
+    root = agent_home_ensure(workspace.parent if agent_home is None else Path(agent_home))
     source = WORKSPACE_TEMPLATES_DIR / ("manager" if manager else "worker")
-    ensure_dir(workspace)
+    directory_ensure(root, workspace)
     for template in sorted(source.rglob("*")):
-        target = Path(workspace) / template.relative_to(source)
+        target = workspace / template.relative_to(source)
         if template.is_dir():
-            ensure_dir(target)
+            directory_ensure(root, target)
             continue
-        # The workspace is writable from inside the box: never write through a link planted there.
-        if target.is_symlink():
-            target.unlink()
-        shutil.copyfile(template, target)
-        target.chmod(stat.S_IMODE(template.stat().st_mode) | stat.S_IWUSR)
+        # Templates are no secret and the box's own user must read them: their mode, plus owner write.
+        file_write(
+            root,
+            target,
+            template.read_bytes(),
+            mode=stat.S_IMODE(template.stat().st_mode) | stat.S_IWUSR,
+        )
 
 
 def render_picoclaw_files(
-    dest: Path, *, base_url: str, bot_id: str, access_token: str, model_id: str
+    dest: Path,
+    *,
+    base_url: str,
+    bot_id: str,
+    access_token: str,
+    model_id: str,
+    agent_home: Path | None = None,
 ) -> None:
-    """Write `config.json`, `.security.yml` (0600) and an empty `logs/` into `dest` (0755)."""
-    ensure_dir(dest)
-    ensure_dir(Path(dest) / "logs")
+    """Write `config.json`, `.security.yml` (0600) and an empty `logs/` into `dest` (0755).
+
+    `dest` lies below `agent_home` (default: its parent, created `0700`), where the box may have planted
+    links: a link on the way is UnsafePath and no file is written through one (security S5.2).
+    """
+    dest = Path(dest)
+    root = agent_home_ensure(dest.parent if agent_home is None else Path(agent_home))
+    directory_ensure(root, dest / "logs")
     values = {
         "{{BASE}}": base_url,
         "{{BOT}}": bot_id,
@@ -210,10 +230,10 @@ def render_picoclaw_files(
     omitted = set() if base_url else {"{{BASE}}", "{{LLM}}"}
     template = json.loads(PICOCLAW_CONFIG_TEMPLATE.read_text(encoding="utf-8"))
     config = _fill_placeholders(template, values, omitted)
-    write_private_file(Path(dest) / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    write_private_file(
-        Path(dest) / ".security.yml", _security_yaml(model_id=model_id, access_token=access_token)
-    )
+    config_text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+    file_write(root, dest / "config.json", config_text.encode("utf-8"))
+    security = _security_yaml(model_id=model_id, access_token=access_token)
+    file_write(root, dest / ".security.yml", security.encode("utf-8"))
 
 
 def _fill_placeholders(node: Any, values: Mapping[str, str], omitted: set[str]) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox import runtimes
+from sandbox.agent_home import directory_ensure
 from sandbox.boxspec import (
     GUEST_HOME,
     GUEST_PROJECTS,
@@ -96,6 +97,9 @@ class LocalRuntime:
 
     def __init__(self, home: Path, *, picoclaw_path: str, isolation: str, runtime_setting: str = "") -> None:
         self.home = home
+        # Runtime homes are `<agent home>/<home_dir_name>` (boxspec.runtime_home); paths in the agent home
+        # are reported relative to it.
+        self.agent_home = home.parent
         self.box_home = home / BOX_HOME_NAME
         self.state_path = home / STATE_FILE_NAME
         self.launch_log_path = home / LAUNCH_LOG_NAME
@@ -240,16 +244,21 @@ class LocalRuntime:
         spec = record["spec"]
         env: dict[str, str] = spec["env"]
         workspace, projects = Path(spec["workspace"]), Path(spec["projects"])
-        picoclaw_home = ensure_dir(self.box_home / ".picoclaw")
-        ensure_dir(workspace)
-        ensure_dir(projects)
+        picoclaw_home = self.box_home / ".picoclaw"
+        # The box writes its home and workspace: a link planted there is refused, not followed (S5.2).
         render_picoclaw_files(
             picoclaw_home,
             base_url=env.get("CSGCLAW_BASE_URL", ""),
             bot_id=env.get("PICOCLAW_CHANNELS_CSGCLAW_BOT_ID", ""),
             access_token=env.get("CSGCLAW_ACCESS_TOKEN", ""),
             model_id=env.get("CSGCLAW_LLM_MODEL_ID", ""),
+            agent_home=self.agent_home,
         )
+        if _is_below(workspace, self.agent_home):
+            directory_ensure(self.agent_home, workspace)
+        else:
+            ensure_dir(workspace)
+        ensure_dir(projects)
         # A status file of an earlier run describes a process that is gone; this run writes its own.
         (picoclaw_home / STATUS_FILE_NAME).unlink(missing_ok=True)
         if bwrap:
@@ -269,7 +278,11 @@ class LocalRuntime:
                 record, choice, None, host_gateway_command(choice, os.environ)
             )
         spawned_at = time.time()
-        with self.launch_log_path.open("wb") as launch_log:
+        launch_log_fd = os.open(
+            self.launch_log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600
+        )
+        with os.fdopen(launch_log_fd, "wb") as launch_log:
+            os.fchmod(launch_log.fileno(), 0o600)
             try:
                 process = subprocess.Popen(
                     argv,
@@ -340,3 +353,7 @@ class LocalRuntime:
         if process_alive(record.get("pid")):
             return "running"
         return "stopped" if record.get("state") == "stopped" else "exited"
+
+
+def _is_below(path: Path, root: Path) -> bool:
+    return Path(os.path.normpath(path)).is_relative_to(os.path.normpath(root))

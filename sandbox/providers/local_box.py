@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, ParamSpec, TypeVar
 
+from sandbox.agent_home import log_tail
 from sandbox.boxspec import GUEST_HOME
 from sandbox.providers.base import BoxInfo, SandboxError, SandboxUnavailable, parse_timestamp
 from sandbox.providers.local_host import process_alive
@@ -116,15 +117,14 @@ class LocalBox:
 
     @reported_as("read local box logs")
     def logs(self, lines: int) -> str:
-        """Reads the gateway log straight from the box home; no process is needed."""
+        """Reads the gateway log straight from the box home; no process is needed.
+
+        The box owns that file: only a regular file reached without a link is read, and only its last
+        MiB (security S5.1); anything else has no logs.
+        """
         self.runtime.load(self.box_id)
-        try:
-            text = (self.runtime.box_home / ".picoclaw" / "gateway.log").read_text(
-                encoding="utf-8", errors="replace"
-            )
-        except FileNotFoundError:
-            return ""
-        return "".join(text.splitlines(keepends=True)[-lines:]) if lines > 0 else ""
+        log_path = self.runtime.box_home / ".picoclaw" / "gateway.log"
+        return log_tail(self.runtime.agent_home, log_path, lines)
 
     def close(self) -> None:
         """The handle is just an id."""

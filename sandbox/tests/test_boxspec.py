@@ -254,7 +254,7 @@ def test_seeding_overwrites_templates_and_keeps_other_files(tmp_path: Path) -> N
     assert (workspace / "notes.md").read_text() == "keep me"
 
 
-def test_seeding_modes_add_owner_write_and_dirs_are_0755(
+def test_seeding_modes_add_owner_write_dirs_are_0755_and_the_agent_home_0700(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     templates = tmp_path / "templates"
@@ -272,7 +272,7 @@ def test_seeding_modes_add_owner_write_and_dirs_are_0755(
     assert mode_of(workspace / "skills" / "run.sh") == 0o755
     assert mode_of(workspace) == 0o755
     assert mode_of(workspace / "skills") == 0o755
-    assert mode_of(tmp_path / "agents" / "bob") == 0o755
+    assert mode_of(tmp_path / "agents" / "bob") == 0o700
 
 
 def test_seeding_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:

@@ -406,7 +406,7 @@ def test_a_box_with_an_incomplete_state_file_can_still_be_stopped_and_removed(
     assert not runtime.state_path.exists()
 
 
-def test_an_unreadable_gateway_log_is_a_sandbox_error_named_by_the_operation(
+def test_a_directory_in_place_of_the_gateway_log_has_no_logs(
     open_runtime: Callable[..., LocalRuntime], csgclaw_home: Path
 ) -> None:
     runtime = open_runtime()
@@ -415,8 +415,7 @@ def test_an_unreadable_gateway_log_is_a_sandbox_error_named_by_the_operation(
     gateway_log.unlink()
     gateway_log.mkdir()
 
-    with pytest.raises(SandboxError, match=r"^read local box logs: \[Errno 21\] Is a directory: "):
-        box.logs(5)
+    assert box.logs(5) == ""
 
 
 def test_a_runtime_home_that_is_a_file_is_a_sandbox_error(tmp_path: Path, csgclaw_home: Path) -> None:
