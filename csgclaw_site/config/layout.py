@@ -25,6 +25,7 @@ _PLAIN_KEYS: tuple[tuple[str, str, Any], ...] = (
     ("server", "advertise_base_url", _REQUIRED),
     ("server", "access_token", _REQUIRED),
     ("server", "no_auth", _REQUIRED),
+    ("server", "allowed_hosts", []),
     ("bootstrap", "manager_image", _REQUIRED),
     ("sandbox", "provider", _REQUIRED),
     ("sandbox", "home_dir_name", _REQUIRED),

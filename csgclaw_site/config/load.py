@@ -95,6 +95,7 @@ def _config_from_toml(root: _Section) -> Config:
             advertise_base_url=server.string("advertise_base_url"),
             access_token=server.string("access_token"),
             no_auth=server.boolean("no_auth"),
+            allowed_hosts=server.strings("allowed_hosts"),
         ),
         bootstrap=BootstrapConfig(manager_image=bootstrap.string("manager_image")),
         sandbox=SandboxConfig(

@@ -26,6 +26,7 @@ def _normalise(config: Config) -> Config:
     server.listen_addr = _normalise_listen_addr(server.listen_addr)
     server.advertise_base_url = server.advertise_base_url.strip().rstrip("/")
     server.access_token = server.access_token.strip() or DEFAULT_ACCESS_TOKEN
+    server.allowed_hosts = _unique(server.allowed_hosts)
     config.bootstrap.manager_image = config.bootstrap.manager_image.strip() or DEFAULT_MANAGER_IMAGE
     sandbox.provider = sandbox.provider.strip() or DEFAULT_SANDBOX_PROVIDER
     sandbox.home_dir_name = sandbox.home_dir_name.strip() or DEFAULT_HOME_DIR_NAME

@@ -50,6 +50,8 @@ class ServerConfig:
     advertise_base_url: str = ""
     access_token: str = DEFAULT_ACCESS_TOKEN
     no_auth: bool = False
+    # Ext. (security.md S3.1): Host names accepted besides the ones derived from the listen address.
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1195,3 +1195,57 @@ def test_unreachable_messages():
 )
 def test_is_csghub_lite(name, base_url, expected):
     assert cfgmod.is_csghub_lite(provider(name, ["m"], base_url)) is expected
+
+
+# --- security.md S3.1 [server].allowed_hosts (Ext.) ----------------------------------------------------
+
+
+def test_allowed_hosts_load_expanded_trimmed_and_unique(tmp_path, monkeypatch):
+    monkeypatch.setenv("CSGCLAW_TEST_HOST", "claw.example")
+    loaded = load_text(
+        tmp_path, '[server]\nallowed_hosts = [" ${CSGCLAW_TEST_HOST} ", "*", "claw.example", " "]\n'
+    )
+    assert loaded.server.allowed_hosts == ["claw.example", "*"]
+
+
+def test_allowed_hosts_default_to_none(tmp_path):
+    assert load_text(tmp_path, "[server]\n").server.allowed_hosts == []
+
+
+@pytest.mark.parametrize("value", ['"claw.example"', "[1]", "true"])
+def test_allowed_hosts_must_be_an_array_of_strings(tmp_path, value):
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, f"[server]\nallowed_hosts = {value}\n")
+    assert str(info.value) == "parse server.allowed_hosts: expected an array of strings"
+
+
+def test_allowed_hosts_are_saved_only_when_set_and_round_trip(tmp_path):
+    text = cfgmod.save_config(canonical_config(), tmp_path / "a.toml").read_text()
+    assert "allowed_hosts" not in text
+    config = canonical_config()
+    config.server.allowed_hosts = ["claw.example", "*"]
+    path = cfgmod.save_config(config, tmp_path / "b.toml")
+    assert 'no_auth = false\nallowed_hosts = ["claw.example", "*"]\n' in path.read_text()
+    assert cfgmod.load_config(path).server.allowed_hosts == ["claw.example", "*"]
+
+
+def test_clearing_allowed_hosts_removes_the_key(tmp_path):
+    path = write(
+        tmp_path / "config.toml",
+        CANONICAL_FILE.replace("no_auth = false\n", 'no_auth = false\nallowed_hosts = ["a"]\n'),
+    )
+    loaded = cfgmod.load_config(path)
+    loaded.server.allowed_hosts = []
+    cfgmod.save_config(loaded)
+    assert path.read_text() == CANONICAL_FILE
+
+
+def test_effective_config_shows_allowed_hosts(tmp_path):
+    loaded = load_text(tmp_path, '[server]\nallowed_hosts = ["claw.example"]\n')
+    assert tomllib.loads(cfgmod.render_effective_config(loaded))["server"]["allowed_hosts"] == [
+        "claw.example"
+    ]
+    assert (
+        tomllib.loads(cfgmod.render_effective_config(cfgmod.default_config()))["server"]["allowed_hosts"]
+        == []
+    )
