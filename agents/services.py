@@ -6,18 +6,20 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import Q
 
 from agents import lifecycle
-from agents.models import NAME_MAX, Agent, AgentRole, AgentRuntime, AgentStatus
+from agents.models import NAME_MAX, Agent, AgentRole, AgentRuntime, AgentStatus, new_api_token
 from agents.selectors import agent_find
 from agents.serializers import AgentSerializer
 from bots.bindings import binding_upsert, bindings_delete_for_agent
 from bots.models import Bot, BotChannel
 from csgclaw_site.config import Config, ConfigError, ResolvedModel, resolve_model
+from csgclaw_site.credentials import forget_agent_tokens
 from im import events
 from im import services as im_services
 from im.errors import Conflict, DomainError, Invalid, NotFound, UpstreamFailed
@@ -25,6 +27,7 @@ from im.identity import ADMIN_ID, MANAGER_ID, agent_slug
 from im.models import MAX_ID_LENGTH, ChatUser
 from im.selectors import direct_room_between, user_find
 from im.services import check_length
+from sandbox.providers.base import BoxNotFound, SandboxError
 
 logger = logging.getLogger("csgclaw.agents")
 
@@ -315,4 +318,62 @@ def agent_record_delete(*, agent_id: str) -> None:
     bindings_delete_for_agent(agent_id=agent.id)
     last_state = AgentSerializer(agent).data
     agent.delete()
+    # A cached token of the deleted agent must not outlive it (csgclaw_site/credentials.py).
+    transaction.on_commit(forget_agent_tokens)
     events.event_append(type=events.AGENT_UPDATED, payload={"agent": {**last_state, "status": "deleted"}})
+
+
+@dataclass(frozen=True)
+class TokenRotation:
+    agent_id: str
+    rotated_at: datetime
+
+
+def agent_token_rotate(*, agent_id: str) -> TokenRotation:
+    """security.md S2.3: a new own token for the agent, and its box recreated to hold it.
+
+    The token changes first, so the old one stops working even if the box cannot be replaced; a box
+    keeps the environment it was created with, hence remove and provision rather than stop and start.
+    The home (workspace, PicoClaw files) stays; provisioning renders the files again with the new token.
+    """
+    agent = agent_find(agent_id)
+    if agent is None:
+        raise NotFound("agent not found")
+    if agent.status == AgentStatus.CREATING:
+        raise Conflict(f'agent "{agent.id}" is being created')
+    with lifecycle.agent_lock(agent.id):
+        rotated = agent_token_replace(agent_id=agent.id)
+        try:
+            _box_discard(rotated)
+        except (SandboxError, ConfigError) as exc:
+            agent_status_record(
+                agent_id=agent.id, status=AgentStatus.FAILED, status_detail=f"rotate agent token: {exc}"
+            )
+            raise UpstreamFailed(f"rotate agent token: {exc}") from exc
+    # Outside the lock: inline provisioning runs on commit and takes the agent's lock itself.
+    with transaction.atomic():
+        lifecycle.provisioning_queue(agent.id)
+    return TokenRotation(agent_id=rotated.id, rotated_at=rotated.updated_at)
+
+
+@transaction.atomic
+def agent_token_replace(*, agent_id: str) -> Agent:
+    """Store a fresh `api_token`; once committed, no process cache keeps accepting the old one here."""
+    agent = Agent.objects.select_for_update().filter(pk=agent_id).first()
+    if agent is None:
+        raise NotFound("agent not found")
+    agent.api_token = new_api_token()
+    agent.save(update_fields=["api_token", "updated_at"])
+    transaction.on_commit(forget_agent_tokens)
+    return agent
+
+
+def _box_discard(agent: Agent) -> None:
+    """Force-remove the agent's box under every key it may have; its home directory stays."""
+    config = lifecycle.current_config()
+    with lifecycle.open_runtime(config, agent) as runtime:
+        for key in lifecycle.box_keys(agent):
+            try:
+                runtime.remove(key, force=True)
+            except BoxNotFound:
+                continue

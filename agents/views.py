@@ -7,7 +7,9 @@ from rest_framework.response import Response
 
 from agents import lifecycle, selectors, services
 from agents.serializers import AgentSerializer
-from csgclaw_site.http import ApiView, parse_json_body, query_value, request_locale
+from csgclaw_site.credentials import auth_disabled, bearer_token, is_server_token
+from csgclaw_site.http import ApiError, ApiView, parse_json_body, query_value, request_locale
+from im.serializers import format_time
 
 
 class AgentsView(ApiView):
@@ -54,6 +56,21 @@ class AgentLogsView(ApiView):
         lines = lifecycle.log_lines_parse(query_value(request, "lines"))
         text = lifecycle.agent_logs(agent_id=agent_id, lines=lines)
         return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
+
+class AgentTokenRotateView(ApiView):
+    """security.md S2.3: path 404 → 405 → 401 (the server token only, never an agent's) → the service."""
+
+    def post(self, request, agent_id: str):
+        _require_server_token(request)
+        rotation = services.agent_token_rotate(agent_id=agent_id)
+        return Response({"id": rotation.agent_id, "rotated_at": format_time(rotation.rotated_at)})
+
+
+def _require_server_token(request) -> None:
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if not auth_disabled() and not is_server_token(token):
+        raise ApiError(401, "unauthorized")
 
 
 class AgentJoinView(ApiView):

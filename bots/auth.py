@@ -11,17 +11,11 @@ from collections.abc import Callable
 
 from bots.llm_db import bridge_read
 from bots.selectors import agent_api_token
-from csgclaw_site.credentials import PLACEHOLDER_TOKEN, auth_disabled, is_server_token
+from csgclaw_site.credentials import PLACEHOLDER_TOKEN, auth_disabled, bearer_token, is_server_token
 from im.selectors import is_lookup_id
 
-BEARER_PREFIX = "Bearer "
-
-
-def presented_token(authorization: str) -> str | None:
-    """The token of an exact `Bearer <token>` header (capital B, one space), else None."""
-    if not authorization.startswith(BEARER_PREFIX):
-        return None
-    return authorization[len(BEARER_PREFIX) :]
+# The name this module gave the header parser first; csgclaw_site/access.py imports it under it.
+presented_token = bearer_token
 
 
 async def bearer_allowed(
@@ -36,7 +30,7 @@ async def bearer_allowed(
     """
     if auth_disabled():
         return True
-    token = presented_token(authorization)
+    token = bearer_token(authorization)
     if not token or token == PLACEHOLDER_TOKEN:
         return False
     if is_server_token(token):

@@ -3,8 +3,9 @@
 The one place that decides whether a presented token is the server token or some agent's own token.
 Import from here: `csgclaw_site.credentials.credential_kind` (sync: may read the database on a cache miss),
 `acredential_kind` (the same from async code: a hit costs no thread hop), `credential_agent_id` (whose
-token it is), `auth_disabled` (`[server].no_auth`, which callers respect themselves: S2 and S4 are off
-then) and `forget_agent_tokens` (call after an agent's token changes or the agent goes away).
+token it is), `bearer_token` (the token of an `Authorization` header), `auth_disabled`
+(`[server].no_auth`, which callers respect themselves: S2 and S4 are off then) and `forget_agent_tokens`
+(call after an agent's token changes or the agent goes away).
 
 The public placeholder `your_access_token` is never a credential, whatever config.toml says (S1.2), and
 while config.toml cannot be loaded only the server token of the last loaded config counts (S1.3).
@@ -30,6 +31,7 @@ from csgclaw_site.db_threads import KeptConnectionThreads
 
 CredentialKind = Literal["server", "agent"]
 
+BEARER_PREFIX = "Bearer "
 PLACEHOLDER_TOKEN = DEFAULT_ACCESS_TOKEN
 PLACEHOLDER_WARNING = (
     "[server].access_token is the public placeholder; "
@@ -46,6 +48,13 @@ _CACHE_MAX = 4096
 _cache: dict[bytes, tuple[str, float]] = {}
 _cache_lock = threading.Lock()
 _lookup = KeptConnectionThreads("credentials-db", workers=2).run
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an exact `Bearer <token>` header (capital B, one space: http-api.md §1.4), else None."""
+    if not authorization.startswith(BEARER_PREFIX):
+        return None
+    return authorization[len(BEARER_PREFIX) :]
 
 
 def server_config() -> ServerConfig | None:

@@ -40,6 +40,7 @@ urlpatterns = [
     path("api/v1/agents/<str:agent_id>/start", agents.AgentStartView.as_view()),
     path("api/v1/agents/<str:agent_id>/stop", agents.AgentStopView.as_view()),
     path("api/v1/agents/<str:agent_id>/logs", agents.AgentLogsView.as_view()),
+    path("api/v1/agents/<str:agent_id>/token:rotate", agents.AgentTokenRotateView.as_view()),
     re_path(r"^api/v1/agents/(?P<agent_id>[^/]*)/llm(?P<rest>/.*)?$", participant_llm.agent_llm),
     path("api/v1/im/agents/join", agents.AgentJoinView.as_view()),
     path("api/v1/bots", bots_api.BotsView.as_view()),
