@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -21,7 +22,15 @@ from sandbox.providers.base import (
     mount_argument,
     parse_timestamp,
 )
-from sandbox.providers.commands import cli_failure, first_inspect_record, nested, run_cli, text
+from sandbox.providers.commands import (
+    cli_failure,
+    env_arguments,
+    env_values,
+    first_inspect_record,
+    nested,
+    run_cli,
+    text,
+)
 
 if TYPE_CHECKING:
     from csgclaw_site.config import SandboxConfig
@@ -81,8 +90,7 @@ def run_arguments(spec: BoxSpec) -> list[str]:
         arguments.append("--detach")
     if spec.auto_remove:
         arguments.append("--rm")
-    for key in sorted(spec.env):
-        arguments += ["-e", f"{key}={spec.env[key]}"]
+    arguments += env_arguments(spec.env)
     for mount in spec.mounts:
         arguments += ["-v", mount_argument(mount)]
     return [*arguments, spec.image, *spec.cmd]
@@ -109,25 +117,40 @@ class BoxliteCliRuntime:
             self.global_arguments += ["--registry", registry]
 
     def invoke(
-        self, arguments: list[str], *, op: str, timeout: float = COMMAND_TIMEOUT
+        self,
+        arguments: list[str],
+        *,
+        op: str,
+        timeout: float = COMMAND_TIMEOUT,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         return run_cli(
             [*self.global_arguments, *arguments],
             timeout=timeout,
             op=op,
             missing_message=missing_executable_message(self.executable),
+            env=env,
         )
 
-    def check(self, arguments: list[str], *, op: str, timeout: float = COMMAND_TIMEOUT) -> str:
+    def check(
+        self,
+        arguments: list[str],
+        *,
+        op: str,
+        timeout: float = COMMAND_TIMEOUT,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
         """Run a subcommand that must succeed; returns its trimmed stdout."""
-        result = self.invoke(arguments, op=op, timeout=timeout)
+        result = self.invoke(arguments, op=op, timeout=timeout, env=env)
         if result.returncode != 0:
             raise failure(op, result.returncode, text(result.stderr))
         return text(result.stdout)
 
     def create(self, spec: BoxSpec) -> BoxliteCliBox:
         validate_spec(spec)
-        stdout = self.check(run_arguments(spec), op="run boxlite cli box", timeout=RUN_TIMEOUT)
+        stdout = self.check(
+            run_arguments(spec), op="run boxlite cli box", timeout=RUN_TIMEOUT, env=env_values(spec.env)
+        )
         # The id is the last line printed: image pull progress, when there is any, comes before it.
         lines = stdout.splitlines()
         return BoxliteCliBox(self, lines[-1].strip() if lines else spec.name)

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from collections.abc import Mapping
 from typing import Any
 
 from sandbox.providers.base import BoxNotFound, SandboxError, SandboxUnavailable
 
 # Enough of a runtime's unexpected output to recognise it in a status line without flooding it.
 SNIPPET_LENGTH = 200
+# Variables the CLI itself reads: a box value for one of these goes on the command line (none is a
+# secret), so the CLI keeps its own.
+CLI_OWN_VARIABLES = frozenset({"HOME", "PATH"})
+
+
+def env_arguments(env: Mapping[str, str]) -> list[str]:
+    """`-e KEY` per box variable, sorted; the values travel in the CLI's environment (`env_values`).
+
+    Other local users can read any command line (/proc/<pid>/cmdline), so no value of a box variable
+    (tokens, app secrets) is ever put there (security S9). docker and boxlite both take `-e KEY` to mean
+    "this variable, with the value from my own environment".
+    """
+    arguments: list[str] = []
+    for key in sorted(env):
+        arguments += ["-e", f"{key}={env[key]}" if key in CLI_OWN_VARIABLES else key]
+    return arguments
+
+
+def env_values(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment to run the CLI with for `env_arguments(env)`: the server's plus the box values."""
+    return {**os.environ, **{key: value for key, value in env.items() if key not in CLI_OWN_VARIABLES}}
 
 
 def cli_failure(
@@ -22,12 +45,25 @@ def cli_failure(
 
 
 def run_cli(
-    argv: list[str], *, timeout: float, op: str, missing_message: str
+    argv: list[str],
+    *,
+    timeout: float,
+    op: str,
+    missing_message: str,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `argv` without a shell, capturing both streams; the exit code is left to the caller."""
+    """Run `argv` without a shell, capturing both streams; the exit code is left to the caller.
+
+    `env` is the CLI's whole environment (default: the server's).
+    """
     try:
         return subprocess.run(
-            argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False
+            argv,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+            env=None if env is None else dict(env),
         )
     except FileNotFoundError as error:
         raise SandboxUnavailable(missing_message) from error

@@ -6,6 +6,7 @@ import math
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -21,7 +22,16 @@ from sandbox.providers.base import (
     mount_argument,
     parse_timestamp,
 )
-from sandbox.providers.commands import cli_failure, first_inspect_record, nested, run_cli, snippet, text
+from sandbox.providers.commands import (
+    cli_failure,
+    env_arguments,
+    env_values,
+    first_inspect_record,
+    nested,
+    run_cli,
+    snippet,
+    text,
+)
 
 if TYPE_CHECKING:
     from csgclaw_site.config import SandboxConfig
@@ -69,8 +79,7 @@ def run_arguments(spec: BoxSpec) -> list[str]:
         arguments.append("--rm")
     for key in sorted(spec.labels):
         arguments += ["--label", f"{key}={spec.labels[key]}"]
-    for key in sorted(spec.env):
-        arguments += ["-e", f"{key}={spec.env[key]}"]
+    arguments += env_arguments(spec.env)
     for mount in spec.mounts:
         arguments += ["-v", mount_argument(mount)]
     return [*arguments, spec.image, *spec.cmd]
@@ -97,22 +106,35 @@ class DockerRuntime:
         self.executable = executable
 
     def invoke(
-        self, arguments: list[str], *, op: str, timeout: float = COMMAND_TIMEOUT
+        self,
+        arguments: list[str],
+        *,
+        op: str,
+        timeout: float = COMMAND_TIMEOUT,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         result = run_cli(
             [self.executable, *arguments],
             timeout=timeout,
             op=op,
             missing_message=missing_executable_message(self.executable),
+            env=env,
         )
         stderr = text(result.stderr)
         if result.returncode != 0 and any(marker in stderr.lower() for marker in DAEMON_DOWN_MARKERS):
             raise SandboxUnavailable(f"docker: daemon is not reachable: {first_line(stderr)}")
         return result
 
-    def check(self, arguments: list[str], *, op: str, timeout: float = COMMAND_TIMEOUT) -> str:
+    def check(
+        self,
+        arguments: list[str],
+        *,
+        op: str,
+        timeout: float = COMMAND_TIMEOUT,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
         """Run a subcommand that must succeed; returns its trimmed stdout."""
-        result = self.invoke(arguments, op=op, timeout=timeout)
+        result = self.invoke(arguments, op=op, timeout=timeout, env=env)
         if result.returncode != 0:
             raise failure(op, result.returncode, text(result.stderr))
         return text(result.stdout)
@@ -122,7 +144,9 @@ class DockerRuntime:
             raise SandboxError("invalid sandbox image: image is required")
         if spec.entrypoint:
             raise SandboxError("unsupported sandbox option: entrypoint")
-        stdout = self.check(run_arguments(spec), op="docker run", timeout=RUN_TIMEOUT)
+        stdout = self.check(
+            run_arguments(spec), op="docker run", timeout=RUN_TIMEOUT, env=env_values(spec.env)
+        )
         # `docker run --detach` prints the id last; pull progress goes to stderr, but be safe.
         lines = stdout.splitlines()
         return DockerBox(self, lines[-1].strip() if lines else container_ref(spec.name))

@@ -44,7 +44,9 @@ def test_manager_create_argument_list(cli: FakeCli, csgclaw_home: Path) -> None:
     box = open_runtime(cli, csgclaw_home).create(spec)
 
     home = runtime_home(csgclaw_home, "manager", "boxlite")
-    env_arguments = [part for key in sorted(spec.env) for part in ("-e", f"{key}={spec.env[key]}")]
+    env_arguments = [
+        part for key in sorted(spec.env) for part in ("-e", "HOME=/home/picoclaw" if key == "HOME" else key)
+    ]
     assert cli.calls() == [
         [
             "--home", str(home), "--registry", "harbor.opencsg.com", "--registry", "docker.io",
@@ -56,12 +58,9 @@ def test_manager_create_argument_list(cli: FakeCli, csgclaw_home: Path) -> None:
             "/bin/sh", "-c", "/usr/local/bin/picoclaw gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null",
         ]
     ]  # fmt: skip
-    assert env_arguments[:4] == [
-        "-e",
-        "CSGCLAW_ACCESS_TOKEN=shared-token",
-        "-e",
-        "CSGCLAW_BASE_URL=http://10.0.0.8:18080",
-    ]
+    assert env_arguments[:4] == ["-e", "CSGCLAW_ACCESS_TOKEN", "-e", "CSGCLAW_BASE_URL"]
+    # boxlite reads each `-e KEY` from its own environment, where the box values are (security S9).
+    assert cli.inherited()[-1] == {key: value for key, value in spec.env.items() if key != "HOME"}
     assert box.box_id == "box-123"
     assert home.is_dir()
 
@@ -373,3 +372,14 @@ def test_executable_vanishing_after_open_is_unavailable(cli: FakeCli, csgclaw_ho
 def test_run_cli_times_out_with_the_operation_name() -> None:
     with pytest.raises(SandboxError, match=r"^run boxlite cli box: timed out after 0.2 s$"):
         run_cli(["sleep", "5"], timeout=0.2, op="run boxlite cli box", missing_message="unused")
+
+
+def test_no_secret_of_the_box_is_on_the_boxlite_command_line(cli: FakeCli, csgclaw_home: Path) -> None:
+    secrets = {"CSGCLAW_ACCESS_TOKEN": "agent-token-5f1e", "PICOCLAW_CHANNELS_FEISHU_APP_SECRET": "fs-9c2d"}
+    spec = agent_spec(csgclaw_home, **secrets)
+
+    open_runtime(cli, csgclaw_home).create(spec)
+
+    [run] = cli.calls()
+    assert not [argument for argument in run if any(value in argument for value in secrets.values())]
+    assert {key: cli.inherited()[-1][key] for key in secrets} == secrets

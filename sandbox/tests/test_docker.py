@@ -94,7 +94,9 @@ def test_create_argument_list(cli: FakeCli, tmp_path: Path, csgclaw_home: Path) 
 
     box = open_runtime(cli, tmp_path).create(spec)
 
-    env_arguments = [part for key in sorted(spec.env) for part in ("-e", f"{key}={spec.env[key]}")]
+    env_arguments = [
+        part for key in sorted(spec.env) for part in ("-e", "HOME=/home/picoclaw" if key == "HOME" else key)
+    ]
     assert cli.calls()[1] == [
         "run", "--name", "csgclaw-alice", "--detach", "--label", "csgclaw.agent_id=u-alice",
         *env_arguments,
@@ -104,6 +106,22 @@ def test_create_argument_list(cli: FakeCli, tmp_path: Path, csgclaw_home: Path) 
         "/bin/sh", "-c", "/usr/local/bin/picoclaw gateway -d 1>~/.picoclaw/gateway.log 2>/dev/null",
     ]  # fmt: skip
     assert box.container_id == CONTAINER_ID
+    # docker reads each `-e KEY` from its own environment, where the box values are (security S9).
+    assert cli.inherited()[1] == {key: value for key, value in spec.env.items() if key != "HOME"}
+
+
+def test_no_secret_of_the_box_is_on_the_docker_command_line(
+    cli: FakeCli, tmp_path: Path, csgclaw_home: Path
+) -> None:
+    cli.answer("run", stdout=CONTAINER_ID + "\n")
+    secrets = {"CSGCLAW_ACCESS_TOKEN": "agent-token-5f1e", "PICOCLAW_CHANNELS_FEISHU_APP_SECRET": "fs-9c2d"}
+    spec = agent_spec(csgclaw_home, **secrets)
+
+    open_runtime(cli, tmp_path).create(spec)
+
+    for call in cli.calls():
+        assert not [argument for argument in call if any(value in argument for value in secrets.values())]
+    assert {key: cli.inherited()[1][key] for key in secrets} == secrets
 
 
 def test_create_with_auto_remove_and_validation(cli: FakeCli, tmp_path: Path, csgclaw_home: Path) -> None:

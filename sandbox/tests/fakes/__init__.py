@@ -35,6 +35,13 @@ class FakeCli:
         scenario[subcommand] = {"stdout": stdout, "stderr": stderr, "exit": exit}
         self.scenario_path.write_text(json.dumps(scenario))
 
+    def inherited(self) -> list[dict[str, str | None]]:
+        """Per call, the variables its `-e KEY` options took from the CLI's environment."""
+        path = self.log_path.with_name(self.log_path.name + ".env")
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
     def calls(self) -> list[list[str]]:
         if not self.log_path.exists():
             return []
