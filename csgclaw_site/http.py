@@ -21,6 +21,10 @@ from im import errors
 logger = logging.getLogger("csgclaw.http")
 
 ONE_MIB = 1024 * 1024
+# Body limits (security.md S6): the LLM routes carry whole conversations (llm-bridge.md §2), the rest JSON.
+LLM_BODY_LIMIT = 10 * ONE_MIB
+DEFAULT_BODY_LIMIT = ONE_MIB
+BODY_TOO_LARGE_TEXT = "request body too large"
 # Deeper bodies are rejected before parsing: the C parser (and json.dumps when the LLM proxy re-encodes a
 # body) recurse per level and must stay well below Python's recursion limit wherever the request is
 # handled, or the answer would be a 500. No client nests nearly this deep.
@@ -53,20 +57,39 @@ class ApiError(Exception):
         self.message = message
 
 
-def wants_json_errors(request: HttpRequest) -> bool:
-    """True when Accept lists application/json explicitly (*/* and application/* do not count)."""
-    accept = request.headers.get("Accept", "")
+def accepts_json(accept: str) -> bool:
+    """True when an Accept value lists application/json explicitly (*/* and application/* do not count)."""
     return any(part.split(";", 1)[0].strip().lower() == "application/json" for part in accept.split(","))
 
 
-def error_response(request: HttpRequest, status: int, message: str) -> HttpResponse:
-    if wants_json_errors(request):
+def wants_json_errors(request: HttpRequest) -> bool:
+    return accepts_json(request.headers.get("Accept", ""))
+
+
+def error_content(status: int, message: str, *, as_json: bool) -> tuple[str, bytes]:
+    """(content type, body) of an error answer; also used where no Django request exists yet."""
+    if as_json:
         body = json.dumps({"error": {"status": status, "message": message}}, ensure_ascii=False)
-        response = HttpResponse(body, status=status, content_type="application/json")
-    else:
-        response = HttpResponse(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+        return "application/json", body.encode()
+    return "text/plain; charset=utf-8", (message + "\n").encode()
+
+
+def error_response(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    content_type, body = error_content(status, message, as_json=wants_json_errors(request))
+    response = HttpResponse(body, status=status, content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def body_limit(path: str) -> int:
+    """The largest request body a decoded URL path accepts (security.md S6): 10 MiB on LLM routes."""
+    segments = path.split("/")
+    # /api/bots/{bot_id}/llm/… and /api/v1/agents/{id}/llm[/…]
+    if segments[1:3] == ["api", "bots"] and segments[4:5] == ["llm"]:
+        return LLM_BODY_LIMIT
+    if segments[1:4] == ["api", "v1", "agents"] and segments[5:6] == ["llm"]:
+        return LLM_BODY_LIMIT
+    return DEFAULT_BODY_LIMIT
 
 
 def response_for_exception(request: HttpRequest, exc: BaseException) -> HttpResponse:
@@ -138,10 +161,10 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
     except ValueError:
         declared = 0
     if declared > limit:
-        raise ApiError(413, "request body too large")
+        raise ApiError(413, BODY_TOO_LARGE_TEXT)
     raw = request.read(limit + 1)
     if len(raw) > limit:
-        raise ApiError(413, "request body too large")
+        raise ApiError(413, BODY_TOO_LARGE_TEXT)
     return raw
 
 
