@@ -14,6 +14,7 @@ import pytest
 import respx
 from asgiref.sync import sync_to_async
 
+from agents.models import Agent
 from bots import feishu
 from bots.feishu import (
     BOT_INFO_PATH,
@@ -300,7 +301,7 @@ def test_open_id_of_an_unconfigured_bot_is_its_id(fake_feishu):
 
 def post_send(client, body: Any, **headers: str):
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post(SEND_PATH, data=data, content_type="text/plain", headers=headers)
+    return client.post(SEND_PATH, data=data, content_type="text/plain", headers={**AUTH, **headers})
 
 
 def feishu_events() -> list[Event]:
@@ -469,11 +470,48 @@ def test_send_method_and_size_come_first(client, fake_feishu):
 
 
 @pytest.mark.django_db
-def test_send_needs_no_auth_and_errors_are_json_when_asked(client, fake_feishu):
+def test_send_errors_are_json_when_asked(client, fake_feishu):
     response = post_send(client, {**FULL_BODY, "room_id": ""}, Accept="application/json")
 
     assert response.status_code == 400
     assert response.json() == {"error": {"status": 400, "message": "room_id is required"}}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "authorization",
+    ["", "Bearer wrong", "bearer " + TOKEN, f"Bearer {TOKEN} ", "Bearer agent-own-token"],
+)
+def test_send_needs_the_server_token(client, fake_feishu, authorization):
+    make_agent(agent_id="u-dev", name="dev")
+    Agent.objects.filter(pk="u-dev").update(api_token="agent-own-token")
+
+    response = post_send(client, FULL_BODY, Authorization=authorization)
+
+    assert (response.status_code, error_text(response)) == (401, "unauthorized")
+    assert fake_feishu.sent() == []
+    assert feishu_events() == []
+
+
+@pytest.mark.django_db
+def test_the_401_comes_before_the_body_is_read(client, fake_feishu):
+    too_large = json.dumps({**FULL_BODY, "content": "x" * (1024 * 1024)})
+
+    response = post_send(client, too_large, Authorization="")
+
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_with_auth_off_the_send_needs_no_token(client, fake_feishu, settings):
+    settings.CSGCLAW_CONFIG.write_text(
+        f'[server]\naccess_token = "{TOKEN}"\nno_auth = true\n\n' + feishu_tables(APPS)
+    )
+    clear_config_cache()
+
+    response = post_send(client, FULL_BODY, Authorization="")
+
+    assert response.status_code == 201, response.content
 
 
 # --- GET /api/v1/channels/feishu/bots/{id}/events -------------------------------------------------------
@@ -484,7 +522,9 @@ def relay_path(bot_id: str) -> str:
 
 
 async def asend(async_client, **body: str) -> dict[str, Any]:
-    response = await async_client.post(SEND_PATH, data=json.dumps(body), content_type="application/json")
+    response = await async_client.post(
+        SEND_PATH, data=json.dumps(body), content_type="application/json", headers=AUTH
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
