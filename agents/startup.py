@@ -35,6 +35,7 @@ from csgclaw_site.config import (
     resolve_model,
     validate_models,
 )
+from csgclaw_site.config.hosts import allowed_hosts, remote_login_url
 from csgclaw_site.credentials import PLACEHOLDER_WARNING
 from im import services as im_services
 
@@ -94,6 +95,7 @@ def serving_prepare(
     stdout.write("effective config:")
     stdout.write(render_effective_config(config), ending="")
     stdout.write(f"CSGClaw IM is available at: {api_base_url(config, listen_addr)}/")
+    serving_access_prepare(config=config, listen_addr=listen_addr, stdout=stdout)
     # Under a supervisor stdout is a pipe; the URL must show up now, not when the buffer fills.
     stdout.flush()
 
@@ -105,6 +107,19 @@ def placeholder_token_warn(config: Config) -> None:
     """
     if config.server.access_token == DEFAULT_ACCESS_TOKEN and not config.server.no_auth:
         server_logger.warning(PLACEHOLDER_WARNING)
+
+
+def serving_access_prepare(*, config: Config, listen_addr: str, stdout: OutputWrapper) -> None:
+    """Accept the Host names of the address actually bound (security.md S3.1), and tell remote browsers
+    where to log in (S4). Settings computed the names before an addrport could be known."""
+    known = list(settings.ALLOWED_HOSTS)
+    extra = settings.CSGCLAW_EXTRA_ALLOWED_HOSTS
+    settings.ALLOWED_HOSTS = known + [
+        h for h in allowed_hosts(config, listen_addr, extra=extra) if h not in known
+    ]
+    login_url = remote_login_url(listen_addr)
+    if login_url and not config.server.no_auth:
+        stdout.write(f"remote browsers log in at {login_url} with the access token")
 
 
 def bootstrap_enabled(*, no_bootstrap: bool) -> bool:

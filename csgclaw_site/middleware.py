@@ -1,17 +1,22 @@
-"""Middleware that only the admin and the web page need, kept off the API paths.
+"""Middleware of the site: who may call it (AccessMiddleware), and what only the admin and pages need.
 
-Under ASGI every built-in Django middleware costs two thread hops per request. The API is stateless (no
-cookies, CSRF-exempt, no auth or bearer auth checked by its views), so sessions, auth, CSRF, messages and
-the security/clickjacking headers serve only `/admin/` and `/`; skipping them on `/api/` and `/healthz`
-keeps the streams and the LLM proxy on the event loop.
+Under ASGI every built-in Django middleware costs two thread hops per request. The API is stateless
+(CSRF-exempt, bearer auth checked by its views; cross-site writes are refused by AccessMiddleware), so
+sessions, auth, CSRF, messages and the security/clickjacking headers serve only `/admin/`, `/` and
+`/login`; skipping them on `/api/` and `/healthz` keeps the streams and the LLM proxy on the event loop.
+The one API caller that needs a session, a remote browser without a bearer, has it loaded by
+csgclaw_site.access.
 """
 
 from __future__ import annotations
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.http import HttpRequest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.module_loading import import_string
+
+from csgclaw_site import access
 
 SITE_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",
@@ -60,3 +65,46 @@ class SitePagesMiddleware:
         if is_api_path(request.path_info):
             return None
         return await sync_to_async(self.csrf.process_view)(request, view_func, view_args, view_kwargs)
+
+
+class AccessMiddleware:
+    """security.md S3 and S4 for every request, before any other middleware or view reads it.
+
+    In order: the Host check, cross-site writes, then a credential for callers that are not local. Local
+    requests (the upstream web UI, PicoClaw on the same machine, scripts) cost no thread hop here; only a
+    non-local request's agent token or session may need the database.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self._acall(request)
+        refusal = access.host_refusal(request) or access.cross_site_refusal(request)
+        if refusal is None and access.needs_credential(request) and not access.remote_allowed(request):
+            refusal = access.unauthenticated_answer(request)
+        return _finish(request, refusal or self.get_response(request))
+
+    async def _acall(self, request: HttpRequest):
+        refusal = access.host_refusal(request) or access.cross_site_refusal(request)
+        if refusal is None and access.needs_credential(request) and not await access.aremote_allowed(request):
+            refusal = access.unauthenticated_answer(request)
+        return _finish(request, refusal or await self.get_response(request))
+
+
+def _finish(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    # No site may read answers through the browser (S3.3), whatever a view set.
+    response.headers.pop("Access-Control-Allow-Origin", None)
+    if request.is_secure():
+        # Django's Secure flag is one setting for all requests; over HTTPS the login cookies must have it.
+        for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
+            if name in response.cookies:
+                response.cookies[name]["secure"] = True
+    return response

@@ -32,10 +32,30 @@ def _state_secret_key() -> str:
         return key
 
 
+def _allowed_hosts() -> list[str]:
+    """The Host names of security.md S3.1 for this process's config and listen address.
+
+    `runserver`/`serve` compute them again once they know their addrport (agents/startup.py).
+    """
+    from csgclaw_site.config import ConfigError, default_config, effective_listen_addr, load_config
+    from csgclaw_site.config.hosts import allowed_hosts
+
+    try:
+        config = load_config(CSGCLAW_CONFIG)
+    except ConfigError:
+        config = default_config()
+    try:
+        listen_addr = effective_listen_addr(config, env.str("CSGCLAW_LISTEN_ADDR", default=""))
+    except ConfigError:
+        listen_addr = config.server.listen_addr
+    return allowed_hosts(config, listen_addr, extra=CSGCLAW_EXTRA_ALLOWED_HOSTS)
+
+
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _state_secret_key()
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# Boxes reach the server by IP address, so any host is accepted by default.
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"])
+# Requests for any other Host are refused (DNS rebinding); boxes call the listen or advertised address.
+CSGCLAW_EXTRA_ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
+ALLOWED_HOSTS = _allowed_hosts()
 
 INSTALLED_APPS = [
     # `agents` provides the project's runserver, so it must come before daphne and staticfiles.
@@ -53,12 +73,18 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Host check, cross-site writes and remote credentials (security.md S3, S4), before anything else.
+    "csgclaw_site.middleware.AccessMiddleware",
     "csgclaw_site.http.ApiErrorMiddleware",
     # Sessions, auth, CSRF, messages and security headers, for the admin and the web page only.
     "csgclaw_site.middleware.SitePagesMiddleware",
 ]
 # The admin's checks look for its middleware by name in MIDDLEWARE; SitePagesMiddleware runs them.
 SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
+
+# The `/login` session (security.md S4); AccessMiddleware adds Secure to the cookie over HTTPS.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 
 ROOT_URLCONF = "csgclaw_site.urls"
 ASGI_APPLICATION = "csgclaw_site.asgi.application"
@@ -141,6 +167,9 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # the lifetime cap bounds Daphne's unbounded write buffer for a client that stopped reading.
 CSGCLAW_SSE_HEARTBEAT = env.float("CSGCLAW_SSE_HEARTBEAT", default=15.0)
 CSGCLAW_SSE_MAX_LIFETIME = env.float("CSGCLAW_SSE_MAX_LIFETIME", default=1800.0)
+# Open streams per process (security.md S7.2): each holds a doorbell, a task and up to 1 MiB of
+# unsent frames (csgclaw_site.daphne_guards); one more gets 503 `too many open streams`.
+CSGCLAW_SSE_MAX_STREAMS = env.int("CSGCLAW_SSE_MAX_STREAMS", default=2000)
 # A lost doorbell (another process without Redis) costs at most this much latency.
 CSGCLAW_SSE_POLL_INTERVAL = env.float("CSGCLAW_SSE_POLL_INTERVAL", default=5.0)
 CSGCLAW_SSE_BATCH = env.int("CSGCLAW_SSE_BATCH", default=100)

@@ -10,7 +10,7 @@ from bots import streams as bot_streams
 from bots import views as bots
 from bots.participants import llm as participant_llm
 from bots.participants import views as participant_views
-from csgclaw_site import http
+from csgclaw_site import http, login
 from im import pages as im_pages
 from im import streams as im_streams
 from im import views as im
@@ -59,6 +59,8 @@ urlpatterns = [
     ),
     path("api/v1/channels/feishu/messages", feishu_views.FeishuMessagesView.as_view()),
     path("", im_pages.workspace),
+    path("login", login.login_page),
+    path("logout", login.logout_page),
     path("admin/", admin.site.urls),
     re_path(r"^(?!admin/|static/)", http.not_found),
 ]
