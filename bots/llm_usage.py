@@ -18,6 +18,7 @@ from django.db.models import Field
 
 from bots.llm_db import bridge_write
 from bots.models import LlmOutcome, LlmUsage
+from csgclaw_site.config import mask_url_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,8 @@ def _usage_row(call: LlmCall) -> LlmUsage:
         created_at=call.created_at,
         model=_fitted("model", call.model),
         provider=_fitted("provider", call.provider),
-        upstream_url=_fitted("upstream_url", call.upstream_url),
+        # A base URL may carry `user:pass@`; rows are read by anyone with the admin (security S9).
+        upstream_url=_fitted("upstream_url", mask_url_credentials(call.upstream_url)),
         stream=call.stream,
         status_code=call.status_code,
         outcome=call.outcome,
@@ -213,7 +215,7 @@ def _usage_row(call: LlmCall) -> LlmUsage:
         ttfb_ms=None if call.ttfb_ms is None else round(call.ttfb_ms, 3),
         latency_ms=round(call.latency_ms, 3),
         overhead_ms=call.overhead_ms,
-        error=call.error,
+        error=mask_url_credentials(call.error),
     )
 
 

@@ -39,7 +39,7 @@ from csgclaw_site.config.csghub_lite import (
 )
 from csgclaw_site.config.env import expand_env
 from csgclaw_site.config.load import config_path, default_config, load_config
-from csgclaw_site.config.render import mask_secret, render_effective_config
+from csgclaw_site.config.render import mask_secret, mask_url_credentials, render_effective_config
 from csgclaw_site.config.resolve import (
     canonical_selector,
     llm_timeouts,
@@ -133,6 +133,7 @@ __all__ = [
     "llm_timeouts",
     "load_config",
     "mask_secret",
+    "mask_url_credentials",
     "missing_model_flags",
     "render_effective_config",
     "resolve_model",

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from csgclaw_site.config.normalise import _unique
+from csgclaw_site.config.render import mask_url_credentials
 from csgclaw_site.config.schema import ConfigError, ProviderConfig
 
 CSGHUB_LITE_PROVIDER = "csghub-lite"
@@ -51,8 +52,11 @@ def discover_csghub_lite_models(
 
 
 def csghub_lite_unreachable_message(base: str, error: object, *, subject: str = "csghub-lite") -> str:
-    """The §9.4 advice; the start-up bootstrap passes subject="csghub-lite provider" (spec §10.1)."""
-    return (
+    """The §9.4 advice; the start-up bootstrap passes subject="csghub-lite provider" (spec §10.1).
+
+    It is printed and logged, so credentials in the base URL are masked (security S9).
+    """
+    return mask_url_credentials(
         f"{subject} is not reachable at {base} ({error}); "
         "start it with `csghub-lite run <model>` or `csghub-lite serve`, then retry"
     )

@@ -1,6 +1,9 @@
-"""The effective config for the start-up log, with secrets masked (spec §8)."""
+"""The effective config for the start-up log, with secrets masked (spec §8), and the masking helpers."""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import tomlkit
 
@@ -10,6 +13,9 @@ from csgclaw_site.config.save import _ensure_table, _toml_value
 from csgclaw_site.config.schema import Config, ModelResolutionError
 
 _SECRET_KEYS = frozenset({"access_token", "api_key", "app_secret"})
+# `scheme://<userinfo>@`: the userinfo runs to the last `@` before the path, query or fragment, so a
+# password holding a raw `@` is masked whole.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@")
 
 
 def mask_secret(value: str) -> str:
@@ -18,6 +24,19 @@ def mask_secret(value: str) -> str:
     if len(value) <= 4:
         return "*" * len(value)
     return value[:2] + "*" * (len(value) - 4) + value[-2:]
+
+
+def mask_url_credentials(text: str) -> str:
+    """Every `scheme://user:pass@` in `text` as `scheme://***@` (security S9), the rest unchanged."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text) if "@" in text else text
+
+
+def _masked_urls(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_url_credentials(value)
+    if isinstance(value, list):
+        return [_masked_urls(item) for item in value]
+    return value
 
 
 def render_effective_config(config: Config) -> str:
@@ -32,6 +51,7 @@ def render_effective_config(config: Config) -> str:
             continue
         if key in _SECRET_KEYS:
             value = mask_secret(value)
+        value = _masked_urls(value)
         _ensure_table(document, parents)[key] = _toml_value(value)
     return document.as_string()
 
