@@ -170,7 +170,11 @@ _INVALID_ID_CHARS = re.compile(r"[/\s\x00-\x1f\x7f-\x9f]")
 
 
 def _validate_new_worker(*, name: str, agent_id: str, description: str) -> str:
-    """Checks 2–7 of http-api.md §5.2 in order; returns the agent's slug."""
+    """Checks 2–7 of http-api.md §5.2 in order; returns the agent's slug.
+
+    An id made from the name (`u-<name>`, by this route or the bots route) is bad only because the name
+    is: it is reported as the name the caller gave, without the internal prefix (security S9).
+    """
     if not name:
         raise Invalid("name is required")
     check_length("name", name, NAME_MAX)
@@ -178,6 +182,8 @@ def _validate_new_worker(*, name: str, agent_id: str, description: str) -> str:
     if name.lower() == MANAGER_NAME:
         raise Invalid(f'name "{name}" is reserved')
     if len(agent_id) > MAX_ID_LENGTH or _INVALID_ID_CHARS.search(agent_id):
+        if agent_id == f"u-{name}":
+            raise Invalid(f'invalid agent name "{name}"')
         raise Invalid(f'agent id "{agent_id}" is invalid')
     if agent_find(agent_id) is not None or (user_find(agent_id) is not None and agent_find(agent_id) is None):
         raise Invalid(f'agent id "{agent_id}" already exists')

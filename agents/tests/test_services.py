@@ -163,7 +163,9 @@ REJECTED = [
     ({"name": "Zed", "agent_id": "u-z\x90ed"}, 'agent id "u-z\x90ed" is invalid'),
     ({"name": "Zed", "agent_id": "u-\x9fzed"}, 'agent id "u-\x9fzed" is invalid'),
     ({"name": "Zed", "agent_id": "u-" + "z" * 127}, f'agent id "u-{"z" * 127}" is invalid'),
-    ({"name": "Zed Smith"}, 'agent id "u-Zed Smith" is invalid'),
+    # an id made from a bad name reports the name, not the internal prefix (security S9)
+    ({"name": "Zed Smith"}, 'invalid agent name "Zed Smith"'),
+    ({"name": "a/b"}, 'invalid agent name "a/b"'),
     ({"name": "Alice", "agent_id": "u-" + "z" * 127}, f'agent id "u-{"z" * 127}" is invalid'),
     # 5: id taken by an agent, or by an IM user that belongs to no agent
     ({"name": "Zed", "agent_id": "u-alice"}, 'agent id "u-alice" already exists'),

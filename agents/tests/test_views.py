@@ -200,6 +200,8 @@ def test_the_api_token_never_leaves_the_server(client, alice):
         ({"name": None}, "name is required"),
         ({"name": "Manager"}, 'name "Manager" is reserved'),
         ({"name": "Zed", "id": "u/zed"}, 'agent id "u/zed" is invalid'),
+        ({"name": " bad name "}, 'invalid agent name "bad name"'),
+        ({"name": "ops/dev"}, 'invalid agent name "ops/dev"'),
         ({"name": "admin"}, 'agent id "u-admin" already exists'),
         ({"name": "Zed", "profile": "nope"}, 'models provider "nope" was not found'),
         ({"name": "a", "runtime": 5}, 'decode request: field "runtime" must be a string'),

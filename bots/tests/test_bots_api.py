@@ -382,6 +382,7 @@ CREATE_CHECKS = [
     ),
     Check("reserved name", {"name": "Manager"}, 400, 'name "Manager" is reserved'),
     Check("invalid id", {"id": "u-a/b"}, 400, 'agent id "u-a/b" is invalid'),
+    Check("invalid name", {"name": "a b", "id": ""}, 400, 'invalid agent name "a b"'),
     Check("id exists", {"id": "u-admin"}, 400, 'agent id "u-admin" already exists'),
     Check("name exists", {"name": "Bob"}, 400, 'agent name "Bob" already exists'),
     Check("handle exists", {"name": "admin", "id": "u-admin2"}, 400, 'handle "admin" already exists'),
