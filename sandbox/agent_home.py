@@ -24,12 +24,10 @@ PRIVATE_FILE_MODE = 0o600
 LOG_TAIL_MAX_BYTES = 1024 * 1024
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# A link, or something other than a directory, where the walk needs a directory.
-_REFUSED_ERRNOS = (errno.ELOOP, errno.ENOTDIR)
 
 
 class UnsafePath(SandboxError):
-    """A link (or a non-directory) on a path below an agent home; str() is the agent's status detail."""
+    """A link on a path below an agent home; str() is the agent's status detail."""
 
     def __init__(self, relative: str) -> None:
         super().__init__(f"unsafe path in agent home: {relative}")
@@ -71,7 +69,7 @@ def _directory(root: Path, relative: PurePath, *, create: bool) -> Iterator[int]
 
 
 def _open_child(parent: int, name: str, *, create: bool, walked: list[str]) -> int:
-    """Open directory `name` below `parent`; a link (or a file) there is UnsafePath."""
+    """Open directory `name` below `parent`; a link there is UnsafePath."""
     try:
         try:
             return os.open(name, _DIRECTORY_FLAGS, dir_fd=parent)
@@ -82,7 +80,9 @@ def _open_child(parent: int, name: str, *, create: bool, walked: list[str]) -> i
             os.mkdir(name, DIRECTORY_MODE, dir_fd=parent)
         child = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent)
     except OSError as error:
-        if error.errno in _REFUSED_ERRNOS:
+        # A link fails the open with ELOOP or (O_DIRECTORY first) ENOTDIR; a plain file there is no link and
+        # stays an ordinary error.
+        if error.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(parent, name):
             raise UnsafePath("/".join(walked)) from error
         raise
     try:
@@ -92,6 +92,13 @@ def _open_child(parent: int, name: str, *, create: bool, walked: list[str]) -> i
         os.close(child)
         raise
     return child
+
+
+def _is_link(parent: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def directory_ensure(root: Path, path: Path) -> Path:
