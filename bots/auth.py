@@ -14,9 +14,6 @@ from bots.selectors import agent_api_token
 from csgclaw_site.credentials import PLACEHOLDER_TOKEN, auth_disabled, bearer_token, is_server_token
 from im.selectors import is_lookup_id
 
-# The name this module gave the header parser first; csgclaw_site/access.py imports it under it.
-presented_token = bearer_token
-
 
 async def bearer_allowed(
     authorization: str, *, bot_id: str, token_of: Callable[[str], str | None] = agent_api_token
