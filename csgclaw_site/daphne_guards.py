@@ -1,10 +1,13 @@
 """Daphne's HTTP request with the socket-level rules of security.md: bodies over a route's limit are refused
-before Twisted reads them (S6), and an SSE response whose unsent bytes pass 1 MiB is closed (S7.1).
+before Twisted reads them (S6), and streams can see how much their client has not read yet (S7.1).
 
-Both rules need Daphne's protocol object, not the ASGI application: Twisted reads a whole request body into
+Both need Daphne's protocol object, not the ASGI application: Twisted reads a whole request body into
 `Request.content` (a temporary file past 100 kB) before Daphne calls the application at all, and Daphne's
 ASGI `send` returns as soon as a frame is appended to Twisted's write buffer, which grows without bound
-while a client does not read. `install()` makes Daphne build these requests; csgclaw_site.asgi calls it, so
+while a client does not read. The request therefore offers itself as the application task's
+`csgclaw_site.flow.current_connection`; the SSE generator (im.realtime.sse) waits on it.
+
+`install()` makes Daphne build these requests; csgclaw_site.asgi calls it, so
 `daphne csgclaw_site.asgi:application`, `manage.py runserver` and `manage.py serve` all get it.
 """
 
@@ -16,14 +19,10 @@ from urllib.parse import unquote, urlsplit
 
 from daphne import http_protocol
 
+from csgclaw_site.flow import current_connection
 from csgclaw_site.http import BODY_TOO_LARGE_TEXT, ONE_MIB, accepts_json, body_limit, error_content
 
 logger = logging.getLogger("csgclaw.http")
-
-# S7.1: frames not yet accepted by the socket, per stream. Past this the client is not reading; it
-# resumes with Last-Event-ID from the durable log, so closing loses it nothing.
-MAX_UNSENT_STREAM_BYTES = ONE_MIB
-EVENT_STREAM_TYPE = b"text/event-stream"
 
 
 def request_target_path(target: bytes) -> str:
@@ -44,21 +43,13 @@ def unsent_bytes(transport: Any) -> int:
     return pending + getattr(transport, "_tempDataLen", 0)
 
 
-def _is_event_stream(headers: Any) -> bool:
-    return any(
-        name.lower() == b"content-type" and value.split(b";", 1)[0].strip().lower() == EVENT_STREAM_TYPE
-        for name, value in headers
-    )
-
-
 class GuardedWebRequest(http_protocol.WebRequest):
-    """Daphne's request, refusing oversized bodies unread and closing SSE responses to stalled readers."""
+    """Daphne's request: refuses oversized bodies unread, and is the `Connection` of its application."""
 
     _body_limit = ONE_MIB
     _body_received = 0
     _refused = False
-    _event_stream = False
-    _stream_closed = False
+    _aborted = False
 
     def gotLength(self, length: int | None) -> None:
         # Called once the headers are in, before any body byte is read (and before "100 Continue").
@@ -84,7 +75,12 @@ class GuardedWebRequest(http_protocol.WebRequest):
         # A refused body may still end inside bytes already read: the application never sees it.
         if self._refused:
             return None
-        return super().process()
+        # Daphne starts the application task inside this call; the task copies the context set here.
+        token = current_connection.set(self)
+        try:
+            return super().process()
+        finally:
+            current_connection.reset(token)
 
     def _refuse(self, *, announced: int | None) -> None:
         self._refused = True
@@ -109,24 +105,20 @@ class GuardedWebRequest(http_protocol.WebRequest):
         # Stops reading at once; the answer is flushed before the socket closes.
         self.channel.loseConnection()
 
+    def unsent_bytes(self) -> int:
+        return unsent_bytes(self.channel.transport) if self.channel is not None else 0
+
+    def abort(self) -> None:
+        if self.channel is None or self._aborted:
+            return
+        self._aborted = True
+        # Unlike loseConnection, which would keep the unsent bytes until the client read them all.
+        self.channel.transport.abortConnection()
+
     def handle_reply(self, message: dict[str, Any]) -> None:
-        if self._stream_closed:
-            return
-        if message["type"] == "http.response.start":
-            self._event_stream = _is_event_stream(message.get("headers", ()))
-        super().handle_reply(message)
-        if not self._event_stream or message["type"] != "http.response.body" or self.channel is None:
-            return
-        transport = self.channel.transport
-        if unsent_bytes(transport) > MAX_UNSENT_STREAM_BYTES:
-            self._stream_closed = True
-            logger.info(
-                "closed a stream to %s: its client left over %d bytes unread",
-                self.client_addr,
-                MAX_UNSENT_STREAM_BYTES,
-            )
-            # Dropping the buffer is the point: loseConnection would keep it until the client read it all.
-            transport.abortConnection()
+        # An aborted connection is gone once Twisted reports it lost; nothing more is written meanwhile.
+        if not self._aborted:
+            super().handle_reply(message)
 
 
 def install() -> None:

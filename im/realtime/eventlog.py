@@ -100,6 +100,39 @@ def event_list_after(selection: EventSelection, *, cursor: int, limit: int) -> l
     return [LoggedEvent(*row) for row in rows]
 
 
+def event_batch_length(
+    selection: EventSelection, *, cursor: int, limit: int, max_chars: int
+) -> tuple[int, bool]:
+    """How many of the next `limit` selected rows fit in `max_chars` of stored JSON (at least one), and
+    whether the budget cut the count short. Read first, so a stream never holds a batch of huge rows."""
+    if selection.recipient_id is None:
+        events = Event.objects.filter(stream=selection.stream, seq__gt=cursor)
+        if selection.types:
+            events = events.filter(type__in=selection.types)
+        prefix, order = "", "seq"
+    elif not is_lookup_id(selection.recipient_id):
+        return 0, False
+    else:
+        events = EventRecipient.objects.filter(
+            recipient_id=selection.recipient_id, event_id__gt=cursor, event__stream=selection.stream
+        )
+        if selection.types:
+            events = events.filter(event__type__in=selection.types)
+        prefix, order = "event__", "event_id"
+    size = (
+        Length(f"{prefix}payload")
+        + Coalesce(Length(f"{prefix}bot_payload"), 0)
+        + Coalesce(Length(f"{prefix}participant_payload"), 0)
+    )
+    count = chars = 0
+    for row_chars in events.order_by(order).annotate(size=size).values_list("size", flat=True)[:limit]:
+        chars += row_chars
+        if count and chars > max_chars:
+            return count, True
+        count += 1
+    return count, False
+
+
 def event_rows_newest_after(seq: int, *, limit: int) -> list[LogRow]:
     """The newest `limit` rows of all log streams with a seq above `seq`, in seq order, with recipients.
 

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from csgclaw_site.db_threads import KeptConnectionThreads
-from csgclaw_site.http import clean_text
+from csgclaw_site.flow import Connection, current_connection
+from csgclaw_site.http import ONE_MIB, clean_text, error_response
 from im.realtime.broker import broker
 from im.realtime.eventlog import (
     EventSelection,
@@ -35,7 +38,10 @@ from im.realtime.eventlog import (
     event_seq_of_message,
     in_db_thread,
 )
+from im.realtime.slots import RETRY_AFTER_SECONDS, TOO_MANY_STREAMS_TEXT, stream_slots
 from im.realtime.tail import log_tail
+
+logger = logging.getLogger("csgclaw.streams")
 
 CONNECTED = b": connected\n\n"
 PING = b": ping\n\n"
@@ -43,6 +49,13 @@ RESET_EVENT = "reset"
 LAST_EVENT_ID_HEADER = "Last-Event-ID"
 LAST_EVENT_ID_PARAM = "last_event_id"
 MESSAGE_ID_PREFIX = "msg-"
+
+# Slow readers (security.md S7.1): a stream writes its next frame only while its client has at most this
+# much unread; a client that takes nothing for STALLED_SECONDS meanwhile is not reading, and its stream is
+# closed (it resumes with Last-Event-ID and loses nothing). Catch-ups thus go at the client's pace.
+MAX_UNSENT_BYTES = ONE_MIB
+STALLED_SECONDS = 10.0
+_DRAIN_POLL_SECONDS = 0.05
 
 _SEQ_DIGITS = re.compile(r"[0-9]+")
 # Seqs are BIGINTs. Python refuses to parse very long digit strings, and every value past this one is
@@ -187,8 +200,26 @@ async def _caught_up(feed: Feed, rows: list[LoggedEvent], *, through: int) -> li
     return [*await in_db_thread(feed.catch_up_filter, old), *rows[len(old) :]]
 
 
-async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> AsyncIterator[bytes]:
-    """Frames of `feed` after the start cursor, then live, with heartbeats, until the lifetime cap."""
+async def _client_keeps_up(connection: Connection | None) -> bool:
+    """Waits until the client has at most MAX_UNSENT_BYTES unread; False if it stalls there."""
+    if connection is None or connection.unsent_bytes() <= MAX_UNSENT_BYTES:
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STALLED_SECONDS
+    while connection.unsent_bytes() > MAX_UNSENT_BYTES:
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(_DRAIN_POLL_SECONDS)
+    return True
+
+
+async def event_stream(
+    feed: Feed, *, requested: tuple[str | None, ...], on_close: Callable[[], None] | None = None
+) -> AsyncIterator[bytes]:
+    """Frames of `feed` after the start cursor, then live, with heartbeats, until the lifetime cap.
+
+    `on_close` runs when the stream ends, however it ends (lifetime, client gone, error).
+    """
     loop = asyncio.get_running_loop()
     heartbeat = settings.CSGCLAW_SSE_HEARTBEAT
     poll_interval = settings.CSGCLAW_SSE_POLL_INTERVAL
@@ -196,6 +227,7 @@ async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> Asyn
     ends_at = loop.time() + settings.CSGCLAW_SSE_MAX_LIFETIME
     tail = log_tail()
     memory = CursorWriter(feed.memory)
+    connection = current_connection.get()
     # Subscribed before the first read: an event committed from here on rings this doorbell.
     doorbell = broker.subscribe()
     cursor: int | None = None
@@ -217,6 +249,10 @@ async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> Asyn
             while full:
                 batch = await tail.batch_after(feed.selection, cursor=cursor, limit=batch_size)
                 for row in await _caught_up(feed, batch.rows, through=start.catch_up_through):
+                    if not await _client_keeps_up(connection):
+                        logger.info("closed a stream at seq %d: its client stopped reading", cursor)
+                        connection.abort()
+                        return
                     frame_id = row.seq if feed.frame_id is None else feed.frame_id(row)
                     yield sse_frame(frame_id, feed.data(row), event_name=feed.event_name)
                     cursor = row.seq
@@ -247,19 +283,30 @@ async def event_stream(feed: Feed, *, requested: tuple[str | None, ...]) -> Asyn
                 await tail.poll(since=asleep_since)
     finally:
         broker.unsubscribe(doorbell)
-        if cursor is not None:
-            await memory.remember_now(cursor)
+        try:
+            if cursor is not None:
+                await memory.remember_now(cursor)
+        finally:
+            if on_close is not None:
+                on_close()
 
 
-def event_stream_response(request: HttpRequest, feed: Feed) -> StreamingHttpResponse:
-    """The 200 response of a stream whose checks have passed (events.md §1.2)."""
+def event_stream_response(request: HttpRequest, feed: Feed) -> HttpResponse:
+    """The 200 response of a stream whose checks have passed (events.md §1.2), or 503 when this process
+    already serves CSGCLAW_SSE_MAX_STREAMS streams (security.md S7.2)."""
+    release = stream_slots.take(settings.CSGCLAW_SSE_MAX_STREAMS)
+    if release is None:
+        refused = error_response(request, 503, TOO_MANY_STREAMS_TEXT)
+        refused["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return refused
     requested = (
         request.headers.get(LAST_EVENT_ID_HEADER),
         clean_text(request.GET.get(LAST_EVENT_ID_PARAM, "")),
     )
-    response = StreamingHttpResponse(
-        event_stream(feed, requested=requested), content_type="text/event-stream"
-    )
+    frames = event_stream(feed, requested=requested, on_close=release)
+    # A generator that never starts (the client left before the first frame) runs no `finally`.
+    weakref.finalize(frames, release)
+    response = StreamingHttpResponse(frames, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # Tells nginx-style proxies to pass frames through instead of buffering them.
     response["X-Accel-Buffering"] = "no"

@@ -22,6 +22,7 @@ from im.realtime.eventlog import (
     EventSelection,
     LoggedEvent,
     LogRow,
+    event_batch_length,
     event_list_after,
     event_rows_newest_after,
     in_db_thread,
@@ -33,6 +34,9 @@ from im.realtime.eventlog import (
 # (a few times this many bytes as Python objects) when messages are large.
 WINDOW_ROWS = 1024
 WINDOW_CHARS = 4 * 1024 * 1024
+# One batch of one stream: a stream holds its batch until its client has taken it (im.realtime.sse), so
+# huge rows come a few at a time, not `limit` at once (security.md S7.3). A single row always fits.
+BATCH_CHARS = 1024 * 1024
 
 # Every wake-up of the process refreshes through this thread: its kept connection spares each refresh a
 # new one, and refreshes never queue behind the streams' own reads.
@@ -124,8 +128,8 @@ class LogTail:
         # Every row up to `high` committed before this read starts (commit order is seq order), so a short
         # read has seen all of them, and the stream can move on to the window.
         considered = cursor if self._high is None else max(cursor, self._high)
-        rows = await in_db_thread(event_list_after, selection, cursor=cursor, limit=limit)
-        if len(rows) == limit:
+        rows, cut = await in_db_thread(_rows_within_budget, selection, cursor=cursor, limit=limit)
+        if rows and (cut or len(rows) == limit):
             return Batch(rows, rows[-1].seq, full=True)
         return Batch(rows, max(considered, rows[-1].seq) if rows else considered, full=False)
 
@@ -133,13 +137,15 @@ class LogTail:
         if self._low is None or self._high is None or cursor < self._low:
             return None
         picked: list[LoggedEvent] = []
+        chars = 0
         start = bisect_right(self._rows, cursor, key=attrgetter("seq"))
         for row in self._rows[start:]:
             event = selection.pick(row)
             if event is None:
                 continue
             picked.append(event)
-            if len(picked) == limit:
+            chars += row.size
+            if len(picked) == limit or chars >= BATCH_CHARS:
                 return Batch(picked, event.seq, full=True)
         return Batch(picked, max(cursor, self._high), full=False)
 
@@ -182,6 +188,16 @@ class LogTail:
             self._low = self._rows[dropped - 1].seq
             del self._rows[:dropped]
             self._chars = chars
+
+
+def _rows_within_budget(
+    selection: EventSelection, *, cursor: int, limit: int
+) -> tuple[list[LoggedEvent], bool]:
+    """The next selected rows after `cursor`, at most `limit` and about BATCH_CHARS, and whether the
+    budget cut them short (then more rows are waiting)."""
+    count, cut = event_batch_length(selection, cursor=cursor, limit=limit, max_chars=BATCH_CHARS)
+    # None yet: rows committed since are read as before, by count.
+    return event_list_after(selection, cursor=cursor, limit=count or limit), cut
 
 
 # Only a refresh in progress refers to its loop, so a loop that has ended takes its tail with it.
