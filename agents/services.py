@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
 
 from agents import lifecycle
@@ -239,7 +239,13 @@ def agent_create(
         runtime=runtime,
     )
     snapshot.apply_to(agent)
-    agent.save(force_insert=True)
+    try:
+        # A savepoint: a concurrent create of the same id that committed first (PostgreSQL checks the key
+        # once it has) gets the same answer as one that was already there (security.md S8).
+        with transaction.atomic():
+            agent.save(force_insert=True)
+    except IntegrityError:
+        raise Invalid(f'agent id "{agent_id}" already exists') from None
     agent_im_identity_ensure(agent=agent, announce_reused=True)
     if csgclaw_binding:
         binding_upsert(
@@ -307,26 +313,32 @@ def agent_delete(*, agent_id: str) -> None:
 
     The provider call runs outside any transaction (it can be slow); the database part is atomic.
     """
-    agent = agent_find(agent_id)
-    if agent is None:
-        raise NotFound("agent not found")
-    if agent.id == MANAGER_ID:
-        raise Conflict(f'agent "{MANAGER_ID}" is reserved')
-    lifecycle.agent_box_remove(agent=agent)
-    agent_record_delete(agent_id=agent.id)
+    # Concurrent deletes of one agent in this process wait here: the later ones find it gone (404)
+    # instead of racing the first one's provider calls (security.md S8).
+    with lifecycle.agent_lock(agent_id):
+        agent = agent_find(agent_id)
+        if agent is None:
+            raise NotFound("agent not found")
+        if agent.id == MANAGER_ID:
+            raise Conflict(f'agent "{MANAGER_ID}" is reserved')
+        lifecycle.agent_box_remove(agent=agent)
+        if not agent_record_delete(agent_id=agent.id):
+            raise NotFound("agent not found")
 
 
 @transaction.atomic
-def agent_record_delete(*, agent_id: str) -> None:
+def agent_record_delete(*, agent_id: str) -> bool:
+    """Delete the row, bindings and all; False when another delete (any process) got there first."""
     agent = Agent.objects.select_for_update().filter(pk=agent_id).first()
     if agent is None:
-        return
+        return False
     bindings_delete_for_agent(agent_id=agent.id)
     last_state = AgentSerializer(agent).data
     agent.delete()
     # A cached token of the deleted agent must not outlive it (csgclaw_site/credentials.py).
     transaction.on_commit(forget_agent_tokens)
     events.event_append(type=events.AGENT_UPDATED, payload={"agent": {**last_state, "status": "deleted"}})
+    return True
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Max
 
 from im import events, selectors
@@ -150,6 +150,8 @@ def user_delete(*, user_id: str) -> None:
         raise NotFound("user not found")
     if user.id == ADMIN_ID:
         raise Conflict("cannot delete current user")
+    if not _locked(ChatUser, user.pk):
+        raise NotFound("user not found")
     last_state = events.user_payload(user)
     Message.objects.filter(sender=user).delete()
     RoomMember.objects.filter(user=user).delete()
@@ -201,6 +203,16 @@ def _store_message(
         client_msg_id=client_msg_id,
         metadata=metadata or None,
     )
+
+
+def _locked(model: type[models.Model], pk: str) -> bool:
+    """Lock the row for this transaction; False when a concurrent transaction deleted it meanwhile.
+
+    PostgreSQL lets concurrent deletes find the row before the first commits; the lock makes the later
+    ones wait and then see it gone, so only one deletes and emits `*.deleted` (security.md S8). SQLite
+    serialises write transactions already.
+    """
+    return model.objects.select_for_update().filter(pk=pk).exists()
 
 
 def _clean_ids(values: list[str]) -> list[str]:
@@ -282,7 +294,7 @@ def emit_room_created(room: Room) -> Room:
 @transaction.atomic
 def room_delete(*, room_id: str) -> None:
     room = selectors.room_find(room_id)
-    if room is None:
+    if room is None or not _locked(Room, room.pk):
         raise NotFound("room not found")
     room.delete()
     events.event_append(
