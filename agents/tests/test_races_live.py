@@ -114,3 +114,45 @@ async def test_the_same_agent_deleted_four_times_at_once_is_one_204_and_no_502(
         deleted = await at_once(client, "DELETE", "/api/v1/agents/u-twice", count=4)
 
     assert deleted == {(204, ""): 1, (404, "agent not found"): 3}, deleted
+
+
+def test_the_agent_lock_holds_other_processes_off_on_postgresql(
+    live_state_factory,
+    postgres_url,  # noqa: F811
+):
+    import subprocess
+
+    import psycopg
+
+    from agents.lifecycle import agent_lock_key
+    from conftest import PYTHON, REPO_ROOT
+
+    state = live_state_factory(extra_env={"DATABASE_URL": postgres_url})
+    holder = subprocess.Popen(
+        [
+            PYTHON,
+            "manage.py",
+            "shell",
+            "--no-imports",
+            "-c",
+            "import sys\nfrom agents.lifecycle import agent_lock\n"
+            "with agent_lock('u-locked'):\n    print('held', flush=True)\n    sys.stdin.readline()\n",
+        ],
+        cwd=REPO_ROOT,
+        env=state.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        key = agent_lock_key("u-locked")
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            assert other.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0] is False
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.wait(30) == 0
+            assert other.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0] is True
+    finally:
+        if holder.poll() is None:
+            holder.kill()
