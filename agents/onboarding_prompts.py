@@ -22,6 +22,7 @@ from csgclaw_site.config import (
     DEFAULT_CSGHUB_LITE_BASE_URL,
     Config,
     ProviderConfig,
+    mask_url_credentials,
 )
 
 KEEP_CURRENT = "keep current"
@@ -96,7 +97,7 @@ class ModelSettingsPrompts:
         self.stdout.write(
             "Current model settings:\n"
             f"  Provider: {provider.name}\n"
-            f"  Base URL: {provider.base_url}\n"
+            f"  Base URL: {mask_url_credentials(provider.base_url)}\n"
             f"  Models: {', '.join(provider.models)}\n"
             f"  Default model: {config.models.default or '(not set)'}\n"
             f"  Reasoning effort: {provider.reasoning_effort or '(not set)'}\n"
@@ -110,7 +111,7 @@ class ModelSettingsPrompts:
         existing = config.models.providers.get(CSGHUB_LITE_PROVIDER)
         current_url = (existing.base_url if existing is not None else "") or DEFAULT_CSGHUB_LITE_BASE_URL
         base_url = self.ask_value("CSGHub-lite base URL", current_url).rstrip("/")
-        self.stdout.write(f"Checking CSGHub-lite models at {base_url}/models ...")
+        self.stdout.write(f"Checking CSGHub-lite models at {mask_url_credentials(base_url)}/models ...")
         self.stdout.flush()
         models = discover_models(base_url, DEFAULT_CSGHUB_LITE_API_KEY)
         apply_csghub_lite(

@@ -746,6 +746,22 @@ def test_interactive_keep_current_changes_nothing(tmp_path: Path, terminal):
 
 @pytest.mark.live
 @pytest.mark.timeout(MANAGE_SECONDS)
+def test_interactive_current_settings_mask_credentials_in_the_base_url(tmp_path: Path, terminal):
+    config = REMOTE_CONFIG.replace("https://llm.example.test/v1", "https://bob:pw-secret@llm.example.test/v1")
+    (tmp_path / "config.toml").write_text(config)
+    session = terminal("--skip-manager-box", extra_env={"MY_KEY": "sk-never-shown", "MY_TOKEN": "t"})
+
+    session.expect("Provider [keep current: remote]: ")
+    current = session.output
+    session.answer("1")
+
+    assert session.finish() == 0, session.output + session.stderr
+    assert "Base URL: https://***@llm.example.test/v1" in current
+    assert "pw-secret" not in session.output
+
+
+@pytest.mark.live
+@pytest.mark.timeout(MANAGE_SECONDS)
 def test_interactive_custom_keeps_existing_values_on_empty_answers(tmp_path: Path, terminal):
     (tmp_path / "config.toml").write_text(REMOTE_CONFIG)
     session = terminal("--skip-manager-box", extra_env={"MY_KEY": "sk-env", "MY_TOKEN": "t"})
