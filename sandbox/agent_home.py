@@ -132,14 +132,10 @@ def file_write(root: Path, path: Path, data: bytes, *, mode: int = PRIVATE_FILE_
             raise
 
 
-def log_tail(root: Path, path: Path, lines: int, *, max_bytes: int = LOG_TAIL_MAX_BYTES) -> str:
-    """The last `lines` lines of the log at `path` below the agent home `root`, from its last `max_bytes`.
-
-    Anything but a regular file reached without a link (a link to config.toml or /dev/zero, a FIFO, a
-    missing file or directory) has no logs: "" comes back at once, and nothing else is ever read.
-    """
-    if lines <= 0:
-        return ""
+@contextmanager
+def _regular_file(root: Path, path: Path) -> Iterator[tuple[int, int] | None]:
+    """(descriptor, size) of the regular file at `path` below `root`, reached without following any link;
+    None for anything else (a link to config.toml or /dev/zero, a FIFO, a missing file or directory)."""
     relative = relative_below(root, path)
     try:
         with _directory(root, relative.parent, create=False) as directory:
@@ -150,17 +146,44 @@ def log_tail(root: Path, path: Path, lines: int, *, max_bytes: int = LOG_TAIL_MA
                 dir_fd=directory,
             )
     except (UnsafePath, OSError):
-        return ""
+        yield None
+        return
     try:
         status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode):
-            return ""
-        start = max(0, status.st_size - max_bytes)
-        data = _read_range(descriptor, start, status.st_size)
-    except OSError:
-        return ""
+        yield (descriptor, status.st_size) if stat.S_ISREG(status.st_mode) else None
     finally:
         os.close(descriptor)
+
+
+def file_read(root: Path, path: Path, *, max_bytes: int) -> bytes | None:
+    """The first `max_bytes` of the regular file at `path` below `root`; None when there is no such file."""
+    with _regular_file(root, path) as opened:
+        if opened is None:
+            return None
+        descriptor, size = opened
+        try:
+            return _read_range(descriptor, 0, min(size, max_bytes))
+        except OSError:
+            return None
+
+
+def log_tail(root: Path, path: Path, lines: int, *, max_bytes: int = LOG_TAIL_MAX_BYTES) -> str:
+    """The last `lines` lines of the log at `path` below the agent home `root`, from its last `max_bytes`.
+
+    Anything but a regular file reached without a link has no logs: "" comes back at once, and nothing
+    else is ever read.
+    """
+    if lines <= 0:
+        return ""
+    with _regular_file(root, path) as opened:
+        if opened is None:
+            return ""
+        descriptor, size = opened
+        start = max(0, size - max_bytes)
+        try:
+            data = _read_range(descriptor, start, size)
+        except OSError:
+            return ""
     if start > 0 and b"\n" in data:
         # The window starts inside a line: that line is incomplete, so it is not one of the last lines.
         data = data[data.index(b"\n") + 1 :]

@@ -328,6 +328,7 @@ class LocalRuntime:
             spawned_at = record.get("spawned_at")
             parts.append(
                 local_runtime.not_connected_detail(
+                    self.agent_home,
                     self.box_home / ".picoclaw" / STATUS_FILE_NAME,
                     spawned_at=spawned_at if isinstance(spawned_at, int | float) else None,
                 )

@@ -6,14 +6,12 @@ Which one a spawn runs, what the built-in one needs from the host (the server's 
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import re
 import shlex
 import shutil
-import stat
 import sys
 import time
 from collections.abc import Mapping
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import runtimes
+from sandbox.agent_home import file_read as agent_home_file_read
 from sandbox.providers.base import SandboxUnavailable, parse_timestamp
 
 BWRAP_PICOCLAW = "/opt/csgclaw/picoclaw"
@@ -240,30 +239,27 @@ def record_fields(choice: RuntimeChoice) -> dict[str, Any]:
     }
 
 
-def read_status_file(path: Path) -> dict[str, Any] | None:
+def read_status_file(agent_home: Path, path: Path) -> dict[str, Any] | None:
     """The runtime's status file, or None when it is missing or not a plain JSON object.
 
-    The box writes its home, so a link there must never make the server read another file (security S5).
+    The box writes its home, so a link there (the file or any directory above it) must never make the
+    server read another file (security S5).
     """
+    data = agent_home_file_read(agent_home, path, max_bytes=STATUS_FILE_MAX_BYTES)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+        status = json.loads(data) if data is not None else None
+    except ValueError:
         return None
-    with contextlib.closing(os.fdopen(fd, "rb")) as handle:
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            data = json.loads(handle.read(STATUS_FILE_MAX_BYTES + 1)[:STATUS_FILE_MAX_BYTES])
-        except (OSError, ValueError):
-            return None
-    return data if isinstance(data, dict) else None
+    return status if isinstance(status, dict) else None
 
 
-def not_connected_detail(status_path: Path, *, spawned_at: float | None, now: float | None = None) -> str:
+def not_connected_detail(
+    agent_home: Path, status_path: Path, *, spawned_at: float | None, now: float | None = None
+) -> str:
     """Part 3 of §2.4: `runtime not connected: …` once the runtime has been without a stream long enough."""
     now = time.time() if now is None else now
     threshold = RUNTIME_NOT_CONNECTED_AFTER
-    status = read_status_file(status_path)
+    status = read_status_file(agent_home, status_path)
     if status is None:
         if spawned_at is not None and now - spawned_at >= threshold:
             return "runtime not connected: starting"

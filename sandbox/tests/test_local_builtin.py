@@ -616,6 +616,22 @@ def test_a_status_file_that_is_a_link_is_never_followed(
     assert "host secret" not in box.info().detail
 
 
+def test_a_status_file_below_a_linked_directory_is_never_read(
+    open_runtime, csgclaw_home: Path, fake_package: Path, tmp_path: Path
+) -> None:
+    runtime = open_runtime(runtime="builtin")
+    box = runtime.create(agent_spec(csgclaw_home))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "runtime-status.json").write_text(
+        '{"connected": false, "since": "2000-01-01T00:00:00Z", "last_error": "host secret"}'
+    )
+    shutil.rmtree(runtime.box_home / ".picoclaw")
+    (runtime.box_home / ".picoclaw").symlink_to(elsewhere, target_is_directory=True)
+
+    assert "host secret" not in box.info().detail
+
+
 def test_picoclaw_boxes_never_read_a_status_file(
     open_runtime, csgclaw_home: Path, bin_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
