@@ -7,12 +7,12 @@ import importlib
 import inspect
 import os
 import stat
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any
 
 from sandbox.providers.base import (
     BoxInfo,
@@ -40,8 +40,6 @@ BOXLITE_STATES: dict[str, BoxState] = {
     "stopped": "stopped",
 }
 NOT_FOUND_MARKERS = ("no such box", "not found")
-
-T = TypeVar("T")
 
 
 def import_boxlite() -> ModuleType:
@@ -124,26 +122,29 @@ class BoxliteSdkProvider:
             else:
                 registries = list(self.registries)
             options = boxlite.Options(home_dir=str(home_dir), image_registries=registries)
-        # The package is async-first; a private loop per opened runtime keeps its calls off the server's loop.
+        # The package is async-first: its methods look up the running loop when called, not when awaited.
+        # A private loop per opened runtime keeps them off the server's loop.
         loop = asyncio.new_event_loop()
         try:
             with sdk_failures(open_failure):
-                runtime = settle(loop, boxlite.Boxlite(options))
+                runtime = in_loop(loop, boxlite.Boxlite, options)
         except BaseException:
             loop.close()
             raise
         return BoxliteSdkRuntime(boxlite, runtime, loop)
 
 
-def settle(loop: asyncio.AbstractEventLoop, value: Any) -> Any:
-    """The value itself, or what it resolves to when the SDK handed back an awaitable."""
-    if not inspect.isawaitable(value):
-        return value
-    return loop.run_until_complete(_awaited(value))
+def in_loop(loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`function(*args, **kwargs)` called while `loop` runs, and awaited there when it returns an awaitable.
+
+    The SDK raises "no running event loop" for a call made outside a running loop, even though the
+    awaitable it returns would later be awaited on one.
+    """
+    return loop.run_until_complete(_called(function, args, kwargs))
 
 
-async def _awaited(value: Awaitable[T]) -> T:
-    return await value
+async def _called(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return await _maybe_await(function(*args, **kwargs))
 
 
 class BoxliteSdkRuntime:
@@ -154,7 +155,7 @@ class BoxliteSdkRuntime:
 
     def call(self, op: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with sdk_operation(op):
-            return settle(self.loop, function(*args, **kwargs))
+            return in_loop(self.loop, function, *args, **kwargs)
 
     def create(self, spec: BoxSpec) -> BoxliteSdkBox:
         options = self.box_options(spec)
@@ -201,8 +202,11 @@ class BoxliteSdkRuntime:
         self.call("remove boxlite box", self.runtime.remove, id_or_name, force=force)
 
     def close(self) -> None:
+        """Closes the private loop and lets go of the SDK runtime, which releases its lock on the home
+        directory (one runtime per directory at a time); the boxes keep running."""
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
+        self.runtime = None
 
 
 def box_status(info: Any) -> Any:
