@@ -24,6 +24,10 @@ from im.selectors import direct_room_between
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("agent_config")]
 
 MANAGER_RUNNING = 'manager agent "u-manager": running (box fake-manager)'
+SERVES_NOTHING = (
+    "this command serves nothing: start the server with `python manage.py runserver` (or `make run`) "
+    "and open {url}/"
+)
 MANAGE_PY = Path(django_settings.BASE_DIR) / "manage.py"
 
 
@@ -49,7 +53,8 @@ def test_first_run_prints_the_effective_config_and_creates_the_manager_box(agent
     assert 'access_token = "sh********en"' in lines
     assert f'api_key = "sk{"*" * 20}a9"' in lines
     assert agent_config.models.providers["remote"].api_key not in stdout
-    assert lines[-2:] == ["CSGClaw IM is available at: http://box-host.test:18080/", MANAGER_RUNNING]
+    assert lines[-2:] == [MANAGER_RUNNING, SERVES_NOTHING.format(url="http://box-host.test:18080")]
+    assert "CSGClaw IM is available at" not in stdout
     assert fake_boxes.operations("manager") == ["create", "info"]
     assert Agent.objects.get(pk=MANAGER_ID).status == "running"
     assert Bot.objects.filter(channel=BotChannel.CSGCLAW, bot_id=MANAGER_ID, agent_id=MANAGER_ID).exists()
@@ -65,7 +70,7 @@ def test_second_run_reuses_the_box(fake_boxes):
     stdout, _, status = bootstrap()
 
     assert status == 0
-    assert stdout.splitlines()[-1] == MANAGER_RUNNING
+    assert stdout.splitlines()[-2] == MANAGER_RUNNING
     assert fake_boxes.operations("manager").count("create") == 1
     assert fake_boxes.record("manager")["created_at"] == created_at
 
@@ -80,7 +85,7 @@ def test_force_recreates_the_box_and_wipes_the_manager_directory(csgclaw_home, f
     stdout, _, status = bootstrap("--force")
 
     assert status == 0
-    assert stdout.splitlines()[-1] == MANAGER_RUNNING
+    assert stdout.splitlines()[-2] == MANAGER_RUNNING
     assert not leftover.exists()
     assert fake_boxes.operations("manager") == ["create", "info"]
     assert fake_boxes.record("manager")["created_at"] != created_at
@@ -106,7 +111,7 @@ def test_progress_is_reported_while_the_box_is_made(monkeypatch):
     stdout, stderr, status = bootstrap()
 
     assert status == 0
-    assert stdout.splitlines()[-1] == MANAGER_RUNNING
+    assert stdout.splitlines()[-2] == MANAGER_RUNNING
     assert stderr.startswith("waiting for manager box (")
 
 
@@ -169,4 +174,4 @@ def test_the_real_command_exits_1_on_failure_and_0_once_the_box_is_made(tmp_path
         in failed.stderr.splitlines()
     )
     assert succeeded.returncode == 0, succeeded.stderr
-    assert succeeded.stdout.splitlines()[-1] == MANAGER_RUNNING
+    assert succeeded.stdout.splitlines()[-2] == MANAGER_RUNNING

@@ -37,6 +37,14 @@ class BoxProgress:
         self.next_report = reached + PROGRESS_INTERVAL_SECONDS
 
 
+def serves_nothing_line(config: Config) -> str:
+    """The last line: this command only prepared the manager; the IM needs the server running."""
+    return (
+        "this command serves nothing: start the server with `python manage.py runserver` (or `make run`) "
+        f"and open {api_base_url(config)}/"
+    )
+
+
 def manager_status_line(agent: Agent) -> str:
     line = f'manager agent "{agent.id}": {agent.status}'
     return f"{line} (box {agent.box_id})" if agent.box_id else line
@@ -68,9 +76,9 @@ class Command(BaseCommand):
         if agent.status != AgentStatus.RUNNING:
             self.stderr.write(f"manager box is not ready: {agent.status_detail or f'status {agent.status}'}")
             raise SystemExit(1)
+        self.stdout.write(serves_nothing_line(config))
 
     def print_effective_config(self, config: Config) -> None:
         self.stdout.write("effective config:")
         self.stdout.write(render_effective_config(config), ending="")
-        self.stdout.write(f"CSGClaw IM is available at: {api_base_url(config)}/")
         self.stdout.flush()
