@@ -65,8 +65,10 @@ def test_root_renders_the_workspace_shell_with_its_assets(client):
     assert response.status_code == 200
     assert response["Content-Type"] == "text/html; charset=utf-8"
     html = response.content.decode()
-    assert '<script src="/static/im/workspace.js" defer></script>' in html
+    # The entry module imports the others (native ES modules, no build step).
+    assert '<script type="module" src="/static/im/workspace.js"></script>' in html
     assert '<link rel="stylesheet" href="/static/im/workspace.css">' in html
+    assert '<link rel="stylesheet" href="/static/im/chat.css">' in html
     for test_id in (
         "room-list",
         "room-title",
