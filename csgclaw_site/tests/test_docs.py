@@ -220,3 +220,10 @@ def test_links_are_found_in_prose_but_not_in_code():
     assert "../shared/spec/README.md" in links
     assert {"https://example.com/a", "https://example.org/b", "https://example.net/c"} <= set(links)
     assert not [link for link in links if "in.code" in link or "in.fenced" in link]
+
+
+def test_every_make_target_the_readme_names_exists():
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, re.MULTILINE))
+    named = set(re.findall(r"`make ([a-z][a-z0-9-]*)", README.read_text(encoding="utf-8")))
+    assert named and named - targets == set()
