@@ -92,11 +92,15 @@ def sandbox_provider_from(options: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if value.strip().lower() not in SANDBOX_PROVIDERS:
-        raise OnboardError(
-            f'unsupported sandbox provider "{value}"; supported values are '
-            '"boxlite-cli", "boxlite-sdk", "csghub", "docker" or "local"'
-        )
+        raise OnboardError(unsupported_sandbox_provider(value))
     return value.strip().lower()
+
+
+def unsupported_sandbox_provider(value: str) -> str:
+    return (
+        f'unsupported sandbox provider "{value}"; supported values are '
+        '"boxlite-cli", "boxlite-sdk", "csghub", "docker" or "local"'
+    )
 
 
 def _stripped(value: str | None) -> str | None:
@@ -113,6 +117,18 @@ def current_provider_name(config: Config) -> str:
     return ""
 
 
+def custom_provider_name(config: Config, *, chosen: bool) -> str:
+    """The provider custom settings go to: the current default's, or `default` when there is none.
+
+    When the person chose "custom" over a current csghub-lite, the csghub-lite entry keeps its name and
+    settings and the custom ones get their own provider.
+    """
+    name = current_provider_name(config)
+    if not name or (chosen and name == CSGHUB_LITE_PROVIDER):
+        return NEW_PROVIDER_NAME
+    return name
+
+
 def apply_custom_provider(
     config: Config,
     *,
@@ -120,9 +136,10 @@ def apply_custom_provider(
     api_key: str | None,
     models: list[str] | None,
     reasoning_effort: str | None,
+    chosen: bool = False,
 ) -> None:
-    """Overwrite only the given fields of the current default's provider (or a new `default` provider)."""
-    name = current_provider_name(config) or NEW_PROVIDER_NAME
+    """Overwrite only the given fields of the target provider (custom_provider_name)."""
+    name = custom_provider_name(config, chosen=chosen)
     provider = config.models.providers.setdefault(name, ProviderConfig(name=name))
     if base_url is not None:
         provider.base_url = base_url
@@ -186,6 +203,7 @@ def apply_model_flags(config: Config, flags: ModelFlags) -> None:
             api_key=flags.api_key,
             models=flags.models,
             reasoning_effort=flags.reasoning_effort,
+            chosen=flags.provider == CUSTOM_PROVIDER,
         )
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 
 from django.core.management.base import OutputWrapper
 
 from agents.onboarding import (
     CUSTOM_PROVIDER,
-    NEW_PROVIDER_NAME,
     OnboardError,
     apply_csghub_lite,
     apply_custom_provider,
     current_provider_name,
+    custom_provider_name,
     discover_models,
     parse_list,
 )
@@ -47,11 +48,20 @@ class ModelSettingsPrompts:
         self.stdout.flush()
         return sys.stdin.readline().strip()
 
-    def ask_value(self, label: str, current: str, *, hint: str = "", prompt_label: str = "") -> str:
+    def ask_hidden(self, prompt: str) -> str:
+        """Like ask, but the terminal does not echo what is typed (a secret)."""
+        try:
+            return getpass.getpass(prompt, stream=PromptStream(self.stdout)).strip()
+        except EOFError:
+            return ""
+
+    def ask_value(
+        self, label: str, current: str, *, hint: str = "", prompt_label: str = "", hidden: bool = False
+    ) -> str:
         """`<label> [<hint>]: `; an empty answer keeps `current`, and one of the two is required."""
         prompt_label = prompt_label or label
         prompt = f"{prompt_label} [{hint or current}]: " if current else f"{prompt_label}: "
-        value = self.ask(prompt) or current
+        value = (self.ask_hidden(prompt) if hidden else self.ask(prompt)) or current
         if not value:
             raise OnboardError(f"{label} is required")
         return value
@@ -126,15 +136,29 @@ class ModelSettingsPrompts:
         self.stdout.write(f"Default model: {config.models.default}")
 
     def prompt_custom(self, config: Config) -> None:
-        name = current_provider_name(config) or NEW_PROVIDER_NAME
+        name = custom_provider_name(config, chosen=True)
         provider = config.models.providers.get(name) or ProviderConfig(name=name)
         base_url = self.ask_value("Base URL", provider.base_url)
-        api_key = self.ask_value("API key", provider.api_key, hint="keep existing")
+        api_key = self.ask_value("API key", provider.api_key, hint="keep existing", hidden=True)
         answer = self.ask_value("Models", ",".join(provider.models), prompt_label="Models (comma-separated)")
         models = parse_list(answer)
         if not models:
             raise OnboardError("Models is required")
         apply_custom_provider(
-            config, base_url=base_url, api_key=api_key, models=models, reasoning_effort=None
+            config, base_url=base_url, api_key=api_key, models=models, reasoning_effort=None, chosen=True
         )
+        self.stdout.write(f'Custom provider saved as "{name}".')
         self.stdout.write(f"Default model: {config.models.default}")
+
+
+class PromptStream:
+    """The file-like stream getpass writes its prompt to: our stdout, without the wrapper's newline."""
+
+    def __init__(self, stdout: OutputWrapper) -> None:
+        self.stdout = stdout
+
+    def write(self, text: str) -> None:
+        self.stdout.write(text, ending="")
+
+    def flush(self) -> None:
+        self.stdout.flush()

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import environ
@@ -14,8 +15,19 @@ CSGCLAW_HOME = Path(env.str("CSGCLAW_HOME", default="~/.csgclaw")).expanduser()
 CSGCLAW_CONFIG = Path(env.str("CSGCLAW_CONFIG", default=str(CSGCLAW_HOME / "config.toml"))).expanduser()
 
 
+def _help_only(argv: list[str]) -> bool:
+    """`manage.py help [cmd]` or `manage.py <cmd> --help`: a question that must not write anything."""
+    args = argv[1:]
+    return bool(args) and (args[0] == "help" or "--help" in args or "-h" in args)
+
+
+# Nothing is signed or stored while printing help, so it gets no state directory and a throw-away key.
+_HELP_ONLY = Path(sys.argv[0]).name == "manage.py" and _help_only(sys.argv)
+
+
 def _ensure_home() -> Path:
-    CSGCLAW_HOME.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not _HELP_ONLY:
+        CSGCLAW_HOME.mkdir(mode=0o755, parents=True, exist_ok=True)
     return CSGCLAW_HOME
 
 
@@ -51,7 +63,9 @@ def _allowed_hosts() -> list[str]:
     return allowed_hosts(config, listen_addr, extra=CSGCLAW_EXTRA_ALLOWED_HOSTS)
 
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _state_secret_key()
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or (
+    secrets.token_urlsafe(50) if _HELP_ONLY else _state_secret_key()
+)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # Requests for any other Host are refused (DNS rebinding); boxes call the listen or advertised address.
 CSGCLAW_EXTRA_ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])

@@ -19,12 +19,14 @@ import httpx
 import pytest
 from django.core.management import call_command
 
+from agents.management.commands.onboard import NOT_READY_EXIT
 from agents.models import Agent, AgentRole, AgentStatus
 from bots.models import Bot, BotChannel
 from conftest import PYTHON, REPO_ROOT, live_env, manage_py
 from csgclaw_site.config import DEFAULT_MANAGER_IMAGE, clear_config_cache
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Room
+from sandbox.detect import Detection
 
 INCOMPLETE_HINT = (
     "run `python manage.py onboard --provider csghub-lite --models <model>` or "
@@ -101,6 +103,19 @@ def incomplete(flags: str) -> str:
     return f"models config is incomplete ({flags}); {INCOMPLETE_HINT}"
 
 
+# What the faked sandbox detection reports: the provider the canonical head above names.
+DETECTED_REPORT = "sandbox detection:\n  BoxLite: faked present\n  → boxlite-sdk"
+
+
+@pytest.fixture(autouse=True)
+def detected_sandbox(monkeypatch) -> None:
+    """In-process runs see a fixed machine; sandbox detection itself is tested in test_onboard_sandbox.py."""
+    monkeypatch.setattr(
+        "sandbox.detect.sandbox_detect",
+        lambda probes=None: Detection("boxlite-sdk", ["BoxLite: faked present"]),
+    )
+
+
 @pytest.fixture
 def home(settings, tmp_path: Path) -> Path:
     settings.CSGCLAW_HOME = tmp_path
@@ -144,6 +159,15 @@ def onboard(*args: str) -> tuple[str, str]:
     return stdout.getvalue(), stderr.getvalue()
 
 
+def onboard_not_ready(*args: str) -> tuple[str, str]:
+    """Run onboard on a manager box that does not come up: exit status 1 after the summary."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("onboard", *args, stdout=stdout, stderr=stderr)
+    assert exit_info.value.code == 1
+    return stdout.getvalue(), stderr.getvalue()
+
+
 def onboard_fails(*args: str) -> str:
     """Run onboard expecting exit status 1; returns stderr."""
     stderr = io.StringIO()
@@ -174,6 +198,7 @@ def test_custom_flags_write_config_seed_manager_and_table(config_file: Path, man
     )
     assert config_file.stat().st_mode & 0o777 == 0o600
     assert stdout == (
+        f"{DETECTED_REPORT}\n"
         f"initialized config at {config_file}\n"
         f"{token_notice(config_file)}\n"
         f'ensured bootstrap agent "manager" with image "{DEFAULT_MANAGER_IMAGE}"\n'
@@ -277,19 +302,23 @@ def test_server_and_sandbox_flags(config_file: Path, manager_box: FakeManagerBox
 
 
 @pytest.mark.django_db
-def test_failed_manager_box_is_a_warning(config_file: Path, manager_box: FakeManagerBox):
+def test_failed_manager_box_exits_1_after_saving_and_summing_up(
+    config_file: Path, manager_box: FakeManagerBox
+):
     manager_box.status, manager_box.detail = AgentStatus.FAILED, "pull image: denied"
     manager_box.progress_ticks = (3.0, 10.2, 14.0, 25.5, 26.0)
 
-    stdout, stderr = onboard("--base-url", "u", "--api-key", "k", "--models", "m")
+    stdout, stderr = onboard_not_ready("--base-url", "u", "--api-key", "k", "--models", "m")
 
     assert stdout.splitlines()[-1] == "manager box: failed: pull image: denied"
     assert stderr == (
         "waiting for manager box (10s)...\n"
         "waiting for manager box (20s)...\n"
         "warning: manager box is not ready: pull image: denied\n"
+        f"{NOT_READY_EXIT}\n"
     )
-    stdout, _ = onboard("--output", "json")
+    assert 'models = ["m"]' in config_file.read_text()
+    stdout, _ = onboard_not_ready("--output", "json")
     assert json.loads(stdout)["manager_box"] == {"status": "failed", "detail": "pull image: denied"}
 
 
@@ -297,10 +326,17 @@ def test_failed_manager_box_is_a_warning(config_file: Path, manager_box: FakeMan
 def test_a_box_that_is_not_running_is_not_ready(config_file: Path, manager_box: FakeManagerBox):
     manager_box.status = AgentStatus.EXITED
 
-    stdout, stderr = onboard("--base-url", "u", "--api-key", "k", "--models", "m", "--output", "json")
+    stdout, stderr = onboard_not_ready(
+        "--base-url", "u", "--api-key", "k", "--models", "m", "--output", "json"
+    )
 
     assert json.loads(stdout)["manager_box"] == {"status": "exited"}
-    assert stderr == f"warning: manager box is not ready: the box is exited\n{token_notice(config_file)}\n"
+    assert stderr == (
+        f"{DETECTED_REPORT}\n"
+        "warning: manager box is not ready: the box is exited\n"
+        f"{token_notice(config_file)}\n"
+        f"{NOT_READY_EXIT}\n"
+    )
 
 
 @pytest.mark.django_db
@@ -697,14 +733,22 @@ def test_interactive_custom_provider_on_a_fresh_install(tmp_path: Path, terminal
     session.answer("sk-typed-key")
     session.expect("Models (comma-separated): ")
     session.answer("gpt-a, gpt-b")
+    session.expect('Custom provider saved as "default".')
     session.expect("Default model: default.gpt-a")
+    session.expect("sandbox detection:")
+    session.expect("5. local\nSandbox provider [")
+    session.answer("5")
 
     assert session.finish() == 0, session.output + session.stderr
     assert "manager box: skipped (--skip-manager-box)" in session.output
+    assert f"initialized config at {tmp_path / 'config.toml'}" in session.output
+    # The terminal did not echo the key (getpass), so it is nowhere on the screen.
+    assert "sk-typed-key" not in session.output
     text = (tmp_path / "config.toml").read_text()
     assert 'default = "default.gpt-a"' in text
     assert 'api_key = "sk-typed-key"' in text
     assert 'models = ["gpt-a", "gpt-b"]' in text
+    assert 'provider = "local"' in text.splitlines()
 
 
 @pytest.mark.live
@@ -718,8 +762,14 @@ def test_interactive_csghub_lite_discovers_models(tmp_path: Path, terminal, csgh
     session.answer(csghub_lite_server + "/")
     session.expect(f"Checking CSGHub-lite models at {csghub_lite_server}/models ...")
     session.expect("Default model: csghub-lite.Qwen/Qwen3-0.6B-GGUF")
+    session.expect("Sandbox provider [")
+    detected = session.output.rsplit("Sandbox provider [", 1)[1].split("]", 1)[0]
+    session.answer("")
 
     assert session.finish() == 0, session.output + session.stderr
+    # No library log line (httpx's "HTTP Request: GET …") between the prompts.
+    assert "HTTP Request" not in session.output + session.stderr
+    assert f'provider = "{detected}"' in (tmp_path / "config.toml").read_text().splitlines()
     text = (tmp_path / "config.toml").read_text()
     assert f'base_url = "{csghub_lite_server}"' in text
     assert 'models = ["Qwen/Qwen3-0.6B-GGUF", "qwen2.5:7b"]' in text
@@ -821,12 +871,18 @@ def test_a_provider_whose_runtime_is_missing_adds_the_local_hint(config_file: Pa
     settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = ""
     config_file.write_text('[sandbox]\ndocker_path = "/nonexistent/docker"\n')
 
-    _, stderr = onboard("--base-url", "u", "--api-key", "k", "--models", "m", "--sandbox-provider", "docker")
+    _, stderr = onboard_not_ready(
+        "--base-url", "u", "--api-key", "k", "--models", "m", "--sandbox-provider", "docker"
+    )  # fmt: skip
 
+    detail = (
+        'create bootstrap manager box: docker: executable "/nonexistent/docker" not found; install docker '
+        "or set [sandbox].docker_path"
+    )
     assert stderr.splitlines() == [
-        "warning: manager box is not ready: create bootstrap manager box: docker: executable "
-        '"/nonexistent/docker" not found; install docker or set [sandbox].docker_path',
+        f"warning: manager box is not ready: {detail}",
         LOCAL_HINT,
+        NOT_READY_EXIT,
     ]
 
 
@@ -836,11 +892,14 @@ def test_no_hint_when_the_failure_is_not_a_missing_runtime(config_file: Path, se
     # The built-in runtime needs the local provider: a configuration error, not a missing runtime.
     config_file.write_text('[sandbox]\nruntime = "builtin"\n')
 
-    _, stderr = onboard("--base-url", "u", "--api-key", "k", "--models", "m", "--sandbox-provider", "docker")
+    _, stderr = onboard_not_ready(
+        "--base-url", "u", "--api-key", "k", "--models", "m", "--sandbox-provider", "docker"
+    )  # fmt: skip
 
+    detail = 'create bootstrap manager box: builtin runtime requires [sandbox].provider = "local"'
     assert stderr.splitlines() == [
-        "warning: manager box is not ready: create bootstrap manager box: "
-        'builtin runtime requires [sandbox].provider = "local"'
+        f"warning: manager box is not ready: {detail}",
+        NOT_READY_EXIT,
     ]
 
 
@@ -849,7 +908,9 @@ def test_no_hint_when_the_local_provider_itself_cannot_start(config_file: Path, 
     settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = ""
     config_file.write_text('[sandbox]\nruntime = "picoclaw"\npicoclaw_path = "/nonexistent/picoclaw"\n')
 
-    _, stderr = onboard("--base-url", "u", "--api-key", "k", "--models", "m", "--sandbox-provider", "local")
+    _, stderr = onboard_not_ready(
+        "--base-url", "u", "--api-key", "k", "--models", "m", "--sandbox-provider", "local"
+    )  # fmt: skip
 
     assert LOCAL_HINT not in stderr
     assert 'local: executable "/nonexistent/picoclaw" not found' in stderr

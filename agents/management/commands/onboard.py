@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from agents.onboarding import (
     sandbox_provider_from,
 )
 from agents.onboarding_prompts import ModelSettingsPrompts
+from agents.onboarding_sandbox import sandbox_step
 from agents.services import manager_ensure
 from csgclaw_site.config import (
     Config,
@@ -40,6 +42,12 @@ SKIPPED_BOX_DETAIL = "manager box was not created (--skip-manager-box)"
 BOX_SKIPPED = "skipped"
 # Pulling an image and booting a box can take minutes; a line every 10 s shows onboard is not stuck.
 PROGRESS_INTERVAL = 10
+NOT_READY_EXIT = (
+    "onboard: the manager box is not ready (reason above); the config was saved. Fix the cause, then run "
+    "onboard again, or start the server and press Start on the manager."
+)
+# Their INFO lines ("HTTP Request: GET …") would land between the prompts of a person at a terminal.
+QUIET_LOGGERS = ("httpx", "httpcore")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,10 @@ class ManagerBox:
 
     status: str
     detail: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.status in (AgentStatus.RUNNING, BOX_SKIPPED)
 
     @property
     def table_text(self) -> str:
@@ -65,10 +77,12 @@ class OnboardResult:
     force_recreated: bool
     # Set when onboard generated the server token this run (security.md S1.1).
     generated_token: str | None = None
+    # Whether config.toml existed before this run.
+    updated: bool = False
 
     @property
     def message(self) -> str:
-        return f"initialized config at {self.config_path}"
+        return f"{'updated' if self.updated else 'initialized'} config at {self.config_path}"
 
 
 class BoxProgress:
@@ -103,7 +117,12 @@ class Command(BaseCommand):
         server = parser.add_argument_group("server and sandbox")
         server.add_argument("--manager-image", help="image for the manager and every worker")
         server.add_argument("--debian-registries", help="comma-separated registries for unqualified images")
-        server.add_argument("--sandbox-provider", help="boxlite-sdk, boxlite-cli, docker, csghub or local")
+        server.add_argument(
+            "--sandbox-provider",
+            help="boxlite-sdk, boxlite-cli, docker, csghub or local; without it a new config gets the "
+            "one detected on this machine (Docker, BoxLite, CSGHub, else local); an existing one keeps "
+            "its own",
+        )
         server.add_argument("--listen-addr", help="[server].listen_addr, host:port")
         server.add_argument("--advertise-base-url", help="base URL the boxes use to call back")
         server.add_argument("--access-token", help="bearer token of the bot routes")
@@ -115,7 +134,11 @@ class Command(BaseCommand):
         run = parser.add_argument_group("run")
         run.add_argument("--no-input", action="store_true", help="never prompt")
         run.add_argument("--skip-manager-box", action="store_true", help="do everything but the sandbox step")
-        run.add_argument("--strict", action="store_true", help="fail when the manager box is not ready")
+        run.add_argument(
+            "--strict",
+            action="store_true",
+            help="stop with the error as soon as the manager box is not ready, before the summary",
+        )
         run.add_argument(
             "--force-recreate-manager",
             action="store_true",
@@ -124,6 +147,8 @@ class Command(BaseCommand):
         run.add_argument("--output", choices=("table", "json"), default="table", help="output format")
 
     def handle(self, *args, **options):
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         try:
             result = self.onboard(options)
         except (OnboardError, ConfigError) as exc:
@@ -136,22 +161,38 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(self.json_output(result), ensure_ascii=False, separators=(",", ":")))
         else:
             self.stdout.write(self.table_output(result))
+        if not result.manager_box.ready:
+            # The config is written and the summary shown; the status tells scripts the team cannot answer.
+            self.stderr.write(NOT_READY_EXIT)
+            raise SystemExit(1)
 
     def onboard(self, options: dict[str, Any]) -> OnboardResult:
         """§9.2 in order. Nothing touches the database before the config is saved (step 7)."""
         try:
             config = load_config()
+            updated = True
         except ConfigNotFound:
             config = default_config()
+            updated = False
         flags = model_flags_from(options)
         sandbox_provider = sandbox_provider_from(options)
+        prompts = ModelSettingsPrompts(self.stdout) if self.prompting_allowed(options) else None
         if flags.given:
             apply_model_flags(config, flags)
-        elif self.prompting_allowed(options):
-            ModelSettingsPrompts(self.stdout).prompt_model_settings(config)
+        elif prompts is not None:
+            prompts.prompt_model_settings(config)
         apply_server_flags(config, options, sandbox_provider)
-        generated_token = access_token_generate(config, options)
+        # Before the sandbox step, so a run that cannot succeed neither probes nor asks about sandboxes.
         validate_models(config)
+        # In JSON mode stdout is one document for programs; the findings go to the person on stderr.
+        say = self.stderr.write if options["output"] == "json" else self.stdout.write
+        sandbox_step(
+            config,
+            flag=sandbox_provider,
+            say=say,
+            ask=prompts.ask if prompts is not None and not flags.given else None,
+        )
+        generated_token = access_token_generate(config, options)
         path = save_config(config)
 
         call_command("migrate", interactive=False, verbosity=0)
@@ -171,6 +212,7 @@ class Command(BaseCommand):
             manager_box=box,
             force_recreated=options["force_recreate_manager"] and not options["skip_manager_box"],
             generated_token=generated_token,
+            updated=updated,
         )
 
     def ensure_manager_box(self, config: Config, *, force: bool, strict: bool) -> ManagerBox:
