@@ -263,9 +263,12 @@ def agent_create(
 
 
 def intro_text(*, name: str, description: str) -> str:
+    """The worker intro; a description reads as a label ("Your job: writes release notes."), since users
+    write it as a noun phrase or as a verb phrase and "Your responsibility is <description>" fits only one."""
     text = f"@{name} Write this down in your memory: your name is {name}."
-    if description.strip():
-        text += f" Your responsibility is {description.strip()}"
+    job = description.strip()
+    if job:
+        text += f" Your job: {job}" + ("" if job[-1] in ".!?" else ".")
     return text
 
 

@@ -4,6 +4,9 @@ from django.contrib import admin
 
 from im.models import ChatUser, Event, EventRecipient, Message, Room, RoomMember
 
+# Characters of a message shown in the admin's message list; the change page shows all of it.
+CONTENT_PREVIEW = 120
+
 
 @admin.register(ChatUser)
 class ChatUserAdmin(admin.ModelAdmin):
@@ -53,9 +56,11 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ("room", "sender")
     raw_id_fields = ("room", "sender")
 
-    @admin.display(description="content")
+    @admin.display(description="text")
     def short_content(self, message: Message) -> str:
-        return message.content if len(message.content) <= 80 else message.content[:77] + "..."
+        """The text on one line: agents answer in multi-line markdown, which a list cell would cut short."""
+        text = " ".join(message.content.split())
+        return text if len(text) <= CONTENT_PREVIEW else text[: CONTENT_PREVIEW - 1] + "…"
 
 
 class EventRecipientInline(admin.TabularInline):

@@ -267,7 +267,7 @@ def test_intro_names_the_responsibility_when_there_is_a_description(
         services.agent_create(config=agent_config, name="Alice", description="  test lead  ")
 
     [intro] = intro_messages("u-Alice")
-    assert intro.content == f"{ALICE_INTRO} Your responsibility is test lead"
+    assert intro.content == f"{ALICE_INTRO} Your job: test lead."
     assert (intro.kind, intro.mentions) == (MessageKind.MESSAGE, ["u-Alice"])
 
 

@@ -213,10 +213,7 @@ def test_worker_bot_on_csgclaw_runs_the_whole_worker_chain(api):
     room = direct_room_between(ADMIN_ID, "u-alice")
     assert room is not None
     intro = Message.objects.filter(room=room, sender_id=ADMIN_ID).get()
-    assert (
-        intro.content
-        == "@alice Write this down in your memory: your name is alice. Your responsibility is test lead"
-    )
+    assert intro.content == "@alice Write this down in your memory: your name is alice. Your job: test lead."
     types = event_types_after(mark)
     assert types[:2] == ["user.created", "room.created"]
     assert sorted(types[2:]) == ["agent.updated", "message.created"]
