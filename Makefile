@@ -1,10 +1,20 @@
 # csgclaw-django: `make run` (set up + serve on the embedded default), `make test` (set up + whole suite).
+#
+# make run ADDR=127.0.0.1:8000   serve on that address instead of [server].listen_addr (LISTEN= works too)
+# make run SANDBOX=local         on the first run, use that sandbox provider instead of the detected one
+#
+# The first `make run` (no config.toml yet) onboards: the example model provider below, and the sandbox
+# provider this machine can run (Docker, BoxLite, CSGHub, else local), printed with the reasons. The server
+# then creates the manager's box in the background; the web UI shows its state.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 CONFIG := $(or $(CSGCLAW_CONFIG),$(or $(CSGCLAW_HOME),$(HOME)/.csgclaw)/config.toml)
+LISTEN ?=
+ADDR ?= $(LISTEN)
+SANDBOX ?=
 
 # The example provider of the first-run seed: a local csghub-lite; it is not probed, so the server
 # comes up on a machine with no model server at all.
@@ -38,7 +48,8 @@ system-deps:
 run: install
 	@if [ ! -f "$(CONFIG)" ]; then \
 		echo "No config at $(CONFIG): onboarding with the example provider (csghub-lite, Qwen/Qwen3-0.6B-GGUF)."; \
-		$(PY) manage.py onboard --no-input $(EXAMPLE_PROVIDER_FLAGS) || exit 1; \
+		$(PY) manage.py onboard --no-input --skip-manager-box $(EXAMPLE_PROVIDER_FLAGS) \
+			$(if $(SANDBOX),--sandbox-provider $(SANDBOX)) || exit 1; \
 		echo ""; \
 		echo "To use another model, run for example:"; \
 		echo "  $(PY) manage.py onboard --base-url https://api.example.com/v1 --api-key sk-... --models gpt-5.4"; \
@@ -46,7 +57,7 @@ run: install
 		echo ""; \
 	fi
 	$(PY) manage.py migrate --no-input --verbosity 0
-	$(PY) manage.py runserver
+	$(PY) manage.py runserver $(ADDR)
 
 serve: install
 	$(PY) manage.py serve
