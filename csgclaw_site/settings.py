@@ -99,6 +99,10 @@ SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
 # The `/login` session (security.md S4); AccessMiddleware adds Secure to the cookie over HTTPS.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Behind a proxy that terminates TLS, the browser's Origin is https while the request reaching us is http:
+# trusting the proxy's X-Forwarded-Proto keeps same-origin writes from looking cross-site (security S3.2).
+if env.bool("CSGCLAW_TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 ROOT_URLCONF = "csgclaw_site.urls"
 ASGI_APPLICATION = "csgclaw_site.asgi.application"

@@ -129,6 +129,15 @@ def test_same_origin_and_headerless_writes_pass(client, headers):
     assert "Access-Control-Allow-Origin" not in response
 
 
+def test_behind_a_trusted_https_proxy_a_same_origin_write_passes(client, settings):
+    headers = {"Origin": "https://testserver", "X-Forwarded-Proto": "https"}
+    assert post_json(client, "/api/v1/rooms", ROOM, **headers).status_code == 403
+
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+    assert post_json(client, "/api/v1/rooms", ROOM, **headers).status_code == 201
+
+
 def test_cross_site_reads_pass_without_cors(client):
     response = client.get(
         "/api/v1/rooms", headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
