@@ -130,7 +130,8 @@ def test_same_origin_and_headerless_writes_pass(client, headers):
 
 
 def test_behind_a_trusted_https_proxy_a_same_origin_write_passes(client, settings):
-    headers = {"Origin": "https://testserver", "X-Forwarded-Proto": "https"}
+    # What the proxy forwards: the browser's Host, and the scheme it was asked with.
+    headers = {"Host": "testserver", "Origin": "https://testserver", "X-Forwarded-Proto": "https"}
     assert post_json(client, "/api/v1/rooms", ROOM, **headers).status_code == 403
 
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
