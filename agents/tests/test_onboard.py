@@ -914,3 +914,44 @@ def test_no_hint_when_the_local_provider_itself_cannot_start(config_file: Path, 
 
     assert LOCAL_HINT not in stderr
     assert 'local: executable "/nonexistent/picoclaw" not found' in stderr
+
+
+@pytest.mark.live
+@pytest.mark.timeout(MANAGE_SECONDS)
+def test_interactive_custom_over_csghub_lite_and_the_sandbox_question(tmp_path: Path, terminal):
+    (tmp_path / "config.toml").write_text(
+        '[models]\ndefault = "csghub-lite.q"\n'
+        '[models.providers.csghub-lite]\nbase_url = "u"\napi_key = "local"\nmodels = ["q"]\n'
+    )
+    session = terminal("--skip-manager-box")
+    session.expect("Provider [keep current: csghub-lite]: ")
+    session.answer("3")
+    session.expect("Base URL: ")
+    session.answer("https://llm.example.test/v1")
+    session.expect("API key: ")
+    session.answer("sk-hidden")
+    session.expect("Models (comma-separated): ")
+    session.answer("g")
+    session.expect('Custom provider saved as "default".')
+    session.expect("Sandbox provider [")
+    session.answer("podman")
+
+    assert session.finish() == 1
+    assert session.stderr == (
+        'unsupported sandbox provider "podman"; supported values are '
+        '"boxlite-cli", "boxlite-sdk", "csghub", "docker" or "local"\n'
+    )
+    assert "sk-hidden" not in session.output
+
+    session = terminal("--skip-manager-box")
+    session.expect("Provider [keep current: csghub-lite]: ")
+    session.answer("")
+    session.expect("Sandbox provider [")
+    detected = session.output.rsplit("Sandbox provider [", 1)[1].split("]", 1)[0]
+    other = "docker" if detected != "docker" else "local"
+    session.answer(other)
+    session.expect(f"sandbox: {other} (chosen instead of {detected})")
+
+    assert session.finish() == 0, session.output + session.stderr
+    assert f"updated config at {tmp_path / 'config.toml'}" in session.output
+    assert f'provider = "{other}"' in (tmp_path / "config.toml").read_text().splitlines()
