@@ -20,7 +20,7 @@ const agentSync = { running: false, again: false, buffer: null };
 
 export function agentError(agent) {
   const error = agentErrors.get(agent.id);
-  return error && error !== agent.status_detail ? error : "";
+  return error && error.message !== agent.status_detail ? error.action + " failed: " + error.message : "";
 }
 
 export function agentBusy(agentId) {
@@ -80,7 +80,7 @@ export async function agentAction(agentId, action) {
     applyAgent(agent);
   } catch (err) {
     pendingAgents.delete(agentId);
-    agentErrors.set(agentId, action + " failed: " + err.message);
+    agentErrors.set(agentId, { action, message: err.message });
     // The failure changed the agent's status; read it now rather than wait for the stream.
     try {
       applyAgent(await api("GET", agentPath(agentId)));
