@@ -38,12 +38,11 @@ def sandbox_step(
 ) -> str:
     """Apply the sandbox choice to `config` and return it: the flag, else the file's own, else detection.
 
-    `say` tells the person what was found and why; `ask` (interactive onboard only) offers the detected
-    provider as the default answer.
+    `say` tells the person what was found and why (nothing for the flag: they just said it); `ask`
+    (interactive onboard only) offers the detected provider as the default answer.
     """
     if flag is not None:
         config.sandbox.provider = flag
-        say(f"sandbox: {flag} (--sandbox-provider)")
         return flag
     if written_sandbox_provider(config.path):
         say(f"sandbox: {config.sandbox.provider} (set in {config.path}; not detected again)")

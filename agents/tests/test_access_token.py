@@ -40,7 +40,17 @@ def config_file(settings, tmp_path: Path) -> Path:
 
 def onboard(*args: str) -> tuple[str, str]:
     stdout, stderr = io.StringIO(), io.StringIO()
-    call_command("onboard", *MODEL_FLAGS, "--skip-manager-box", *args, stdout=stdout, stderr=stderr)
+    # A named sandbox: detection would print this machine's findings around the lines checked here.
+    call_command(
+        "onboard",
+        *MODEL_FLAGS,
+        "--sandbox-provider",
+        "local",
+        "--skip-manager-box",
+        *args,
+        stdout=stdout,
+        stderr=stderr,
+    )
     return stdout.getvalue(), stderr.getvalue()
 
 

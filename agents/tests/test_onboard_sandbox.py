@@ -103,7 +103,7 @@ def test_the_flag_wins_without_detecting(config_file: Path, detections):
     stdout, _ = onboard(*MODEL_FLAGS, "--sandbox-provider", "docker")
 
     assert detections == []
-    assert stdout.splitlines()[0] == "sandbox: docker (--sandbox-provider)"
+    assert stdout.splitlines()[0] == f"initialized config at {config_file}"
     assert 'provider = "docker"' in config_file.read_text().splitlines()
 
 
