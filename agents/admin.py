@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from agents import lifecycle
 from agents.models import Agent
 from bots.selectors import llm_usage_totals
-from im.errors import DomainError
+from core.errors import DomainError
 
 
 @admin.register(Agent)

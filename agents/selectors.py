@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.models import Agent
-from im.errors import NotFound
+from core.errors import NotFound
 from im.selectors import is_lookup_id
 
 

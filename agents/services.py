@@ -18,11 +18,11 @@ from agents.selectors import agent_find
 from agents.serializers import AgentSerializer
 from bots.bindings import binding_upsert, bindings_delete_for_agent
 from bots.models import Bot, BotChannel
+from core.errors import Conflict, DomainError, Invalid, NotFound, UpstreamFailed
 from csgclaw_site.config import Config, ConfigError, ResolvedModel, resolve_model
 from csgclaw_site.credentials import forget_agent_tokens
 from im import events
 from im import services as im_services
-from im.errors import Conflict, DomainError, Invalid, NotFound, UpstreamFailed
 from im.identity import ADMIN_ID, MANAGER_ID, agent_slug
 from im.models import MAX_ID_LENGTH, ChatUser
 from im.selectors import direct_room_between, user_find

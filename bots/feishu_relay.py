@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.feishu import FeishuError, feishu_app_configured, feishu_bot_info, feishu_send_text
-from im.errors import Invalid
+from core.errors import Invalid
 from im.events import MESSAGE_CREATED, event_append
 from im.identity import MANAGER_ID, new_message_id
 from im.models import EventStream, MessageKind

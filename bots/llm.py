@@ -36,6 +36,7 @@ from bots.llm_upstream import (
 )
 from bots.llm_usage import EventStreamUsageTap, JsonUsageTap, LlmCall, UsageTap, llm_call_record
 from bots.models import LlmOutcome
+from core.errors import DomainError
 from csgclaw_site.config import ResolvedModel
 from csgclaw_site.http import (
     ONE_MIB,
@@ -46,7 +47,6 @@ from csgclaw_site.http import (
     read_body,
     response_for_exception,
 )
-from im.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

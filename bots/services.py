@@ -20,10 +20,10 @@ from bots.bindings import binding_upsert
 from bots.feishu import FeishuError, feishu_app_configured, feishu_bot_info
 from bots.models import Bot, BotChannel
 from bots.selectors import bot_channel_parse, bot_role_parse
+from core.errors import DomainError, Invalid, NotFound
 from csgclaw_site.config import Config
 from im import selectors as im_selectors
 from im import services as im_services
-from im.errors import DomainError, Invalid, NotFound
 from im.identity import MANAGER_ID
 from im.models import Message
 from im.selectors import is_lookup_id

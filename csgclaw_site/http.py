@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import APIView
 
-from im import errors
+from core import errors
 
 logger = logging.getLogger("csgclaw.http")
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.db.models import F, Max, Prefetch, QuerySet
 
-from im.errors import Invalid, NotFound
+from core.errors import Invalid, NotFound
 from im.models import MAX_ID_LENGTH, ChatUser, Message, Room, RoomMember
 
 

@@ -9,9 +9,9 @@ from datetime import datetime
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Max
 
+from core.errors import Conflict, Invalid, NotFound
 from im import events, selectors
 from im.aliases import rewrite_alias_tags
-from im.errors import Conflict, Invalid, NotFound
 from im.identity import (
     ADMIN_ACCENT,
     ADMIN_ID,

@@ -12,9 +12,9 @@ import pytest
 from agents import lifecycle
 from agents.models import Agent, AgentRole, AgentStatus
 from agents.tests.conftest import BOX_BASE_URL, PROVIDER_API_KEY, PROVIDER_BASE_URL
+from core.errors import Invalid
 from csgclaw_site.config import FeishuApp, clear_config_cache, load_config, save_config
 from im import events
-from im.errors import Invalid
 from im.identity import MANAGER_ID
 from im.tests.factories import event_mark, event_types_after, events_after
 from sandbox.providers.fake import FakeProvider

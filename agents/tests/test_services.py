@@ -9,9 +9,9 @@ from agents import services
 from agents.models import Agent, AgentRole, AgentStatus
 from bots.bindings import binding_upsert
 from bots.models import Bot, BotChannel
+from core.errors import Invalid
 from csgclaw_site.config import DEFAULT_MANAGER_IMAGE, ProviderConfig
 from im import events
-from im.errors import Invalid
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Message, MessageKind, Room
 from im.selectors import direct_room_between

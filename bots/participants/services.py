@@ -7,9 +7,9 @@ import re
 from django.db import IntegrityError, transaction
 
 from bots.participants.identity import participant_resolve
+from core.errors import Invalid
 from im import selectors as im_selectors
 from im import services as im_services
-from im.errors import Invalid
 from im.models import MAX_ID_LENGTH, ChatUser, Message, Room
 
 # `.`/`..` and separators would make the id unusable in file paths and URLs (workspace copies, routes).

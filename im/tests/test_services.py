@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 
+from core.errors import Conflict, Invalid, NotFound
 from im import events, selectors, services
-from im.errors import Conflict, Invalid, NotFound
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Event, EventRecipient, Message, Room, RoomMember
 from im.realtime.broker import broker
