@@ -25,14 +25,14 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from agents import services
 from agents.models import Agent, AgentStatus
 from agents.selectors import agent_find, agent_get
-from core.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
-from csgclaw_site.config import (
+from core.config import (
     Config,
     ConfigError,
     box_facing_base_url,
     get_config_or_default,
     resolve_model,
 )
+from core.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
 from sandbox import boxspec, runtimes
 from sandbox.agent_home import UnsafePath
 from sandbox.providers import get_provider

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from csgclaw_site.config import (
+from core.config import (
     CSGHUB_LITE_PROVIDER,
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_CSGHUB_LITE_API_KEY,

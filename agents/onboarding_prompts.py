@@ -17,7 +17,7 @@ from agents.onboarding import (
     discover_models,
     parse_list,
 )
-from csgclaw_site.config import (
+from core.config import (
     CSGHUB_LITE_PROVIDER,
     DEFAULT_CSGHUB_LITE_API_KEY,
     DEFAULT_CSGHUB_LITE_BASE_URL,

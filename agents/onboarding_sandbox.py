@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agents.onboarding import SANDBOX_PROVIDERS, OnboardError, unsupported_sandbox_provider
-from csgclaw_site.config import Config
+from core.config import Config
 from sandbox import detect
 
 

@@ -18,8 +18,8 @@ from agents.selectors import agent_find
 from agents.serializers import AgentSerializer
 from bots.bindings import binding_upsert, bindings_delete_for_agent
 from bots.models import Bot, BotChannel
+from core.config import Config, ConfigError, ResolvedModel, resolve_model
 from core.errors import Conflict, DomainError, Invalid, NotFound, UpstreamFailed
-from csgclaw_site.config import Config, ConfigError, ResolvedModel, resolve_model
 from csgclaw_site.credentials import forget_agent_tokens
 from im import events
 from im import services as im_services

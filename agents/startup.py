@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from agents.models import AgentStatus
 from agents.services import manager_ensure
-from csgclaw_site.config import (
+from core.config import (
     DEFAULT_ACCESS_TOKEN,
     Config,
     ConfigError,
@@ -35,7 +35,7 @@ from csgclaw_site.config import (
     resolve_model,
     validate_models,
 )
-from csgclaw_site.config.hosts import allowed_hosts, remote_login_url
+from core.config.hosts import allowed_hosts, remote_login_url
 from csgclaw_site.credentials import PLACEHOLDER_WARNING
 from im import services as im_services
 

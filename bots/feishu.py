@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from csgclaw_site.config import FeishuApp, get_config_or_default
+from core.config import FeishuApp, get_config_or_default
 
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 BOT_INFO_PATH = "/open-apis/bot/v3/info"

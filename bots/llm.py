@@ -36,8 +36,8 @@ from bots.llm_upstream import (
 )
 from bots.llm_usage import EventStreamUsageTap, JsonUsageTap, LlmCall, UsageTap, llm_call_record
 from bots.models import LlmOutcome
+from core.config import ResolvedModel
 from core.errors import DomainError
-from csgclaw_site.config import ResolvedModel
 from csgclaw_site.http import (
     ONE_MIB,
     ApiError,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from csgclaw_site.config import ResolvedModel
+from core.config import ResolvedModel
 
 USER_AGENT = "csgclaw-django/0.1.0"
 JSON_TYPE = "application/json"

@@ -18,7 +18,7 @@ from django.db.models import Field
 
 from bots.llm_db import bridge_write
 from bots.models import LlmOutcome, LlmUsage
-from csgclaw_site.config import mask_url_credentials
+from core.config import mask_url_credentials
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from agents.models import Agent, AgentRole, AgentStatus
 from agents.selectors import agent_find
 from bots.feishu import FeishuError, feishu_bot_info
 from bots.models import Bot, BotChannel, LlmUsage
-from core.errors import Invalid, NotFound, Unavailable
-from csgclaw_site.config import (
+from core.config import (
     LLM_API_PROVIDER_TYPE,
     Config,
     ConfigError,
@@ -25,6 +24,7 @@ from csgclaw_site.config import (
     llm_timeouts,
     resolve_model,
 )
+from core.errors import Invalid, NotFound, Unavailable
 from im.identity import MANAGER_ID
 from im.selectors import is_lookup_id
 

@@ -20,8 +20,8 @@ from bots.bindings import binding_upsert
 from bots.feishu import FeishuError, feishu_app_configured, feishu_bot_info
 from bots.models import Bot, BotChannel
 from bots.selectors import bot_channel_parse, bot_role_parse
+from core.config import Config
 from core.errors import DomainError, Invalid, NotFound
-from csgclaw_site.config import Config
 from im import selectors as im_selectors
 from im import services as im_services
 from im.identity import MANAGER_ID

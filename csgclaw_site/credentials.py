@@ -21,7 +21,7 @@ from typing import Literal
 
 from django.apps import apps
 
-from csgclaw_site.config import (
+from core.config import (
     DEFAULT_ACCESS_TOKEN,
     ServerConfig,
     get_config_or_default,

@@ -49,8 +49,8 @@ def _allowed_hosts() -> list[str]:
 
     `runserver`/`serve` compute them again once they know their addrport (agents/startup.py).
     """
-    from csgclaw_site.config import ConfigError, default_config, effective_listen_addr, load_config
-    from csgclaw_site.config.hosts import allowed_hosts
+    from core.config import ConfigError, default_config, effective_listen_addr, load_config
+    from core.config.hosts import allowed_hosts
 
     try:
         config = load_config(CSGCLAW_CONFIG)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agents import lifecycle
-from csgclaw_site.config import (
+from core.config import (
     Config,
     ModelsConfig,
     ProviderConfig,

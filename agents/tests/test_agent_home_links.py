@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agents.models import Agent, AgentStatus
-from csgclaw_site.config import (
+from core.config import (
     Config,
     ModelsConfig,
     ProviderConfig,

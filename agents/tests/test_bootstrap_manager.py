@@ -16,7 +16,7 @@ from agents import lifecycle
 from agents.management.commands import bootstrap_manager
 from agents.models import Agent
 from bots.models import Bot, BotChannel
-from csgclaw_site.config import clear_config_cache, save_config
+from core.config import clear_config_cache, save_config
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser
 from im.selectors import direct_room_between

@@ -12,8 +12,8 @@ import pytest
 from agents import lifecycle
 from agents.models import Agent, AgentRole, AgentStatus
 from agents.tests.conftest import BOX_BASE_URL, PROVIDER_API_KEY, PROVIDER_BASE_URL
+from core.config import FeishuApp, clear_config_cache, load_config, save_config
 from core.errors import Invalid
-from csgclaw_site.config import FeishuApp, clear_config_cache, load_config, save_config
 from im import events
 from im.identity import MANAGER_ID
 from im.tests.factories import event_mark, event_types_after, events_after

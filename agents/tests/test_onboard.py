@@ -23,7 +23,7 @@ from agents.management.commands.onboard import NOT_READY_EXIT
 from agents.models import Agent, AgentRole, AgentStatus
 from bots.models import Bot, BotChannel
 from conftest import PYTHON, REPO_ROOT, live_env, manage_py
-from csgclaw_site.config import DEFAULT_MANAGER_IMAGE, clear_config_cache
+from core.config import DEFAULT_MANAGER_IMAGE, clear_config_cache
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Room
 from sandbox.detect import Detection

@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from agents.tests.test_onboard import REMOTE_CONFIG
 from conftest import MANAGE_SECONDS, PYTHON, REPO_ROOT, live_env
-from csgclaw_site.config import clear_config_cache
+from core.config import clear_config_cache
 from sandbox.detect import Detection
 
 pytestmark = pytest.mark.timeout(30)

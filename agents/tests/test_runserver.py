@@ -22,7 +22,7 @@ from agents import startup
 from agents.models import Agent, AgentStatus
 from bots.models import Bot
 from conftest import PYTHON, REPO_ROOT, free_port, live_env
-from csgclaw_site.config import clear_config_cache, mask_secret
+from core.config import clear_config_cache, mask_secret
 from im import events
 from im.identity import MANAGER_ID
 from im.models import ChatUser, Event

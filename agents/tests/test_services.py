@@ -9,8 +9,8 @@ from agents import services
 from agents.models import Agent, AgentRole, AgentStatus
 from bots.bindings import binding_upsert
 from bots.models import Bot, BotChannel
+from core.config import DEFAULT_MANAGER_IMAGE, ProviderConfig
 from core.errors import Invalid
-from csgclaw_site.config import DEFAULT_MANAGER_IMAGE, ProviderConfig
 from im import events
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Message, MessageKind, Room

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from agents.models import Agent, AgentStatus
 from agents.tests.conftest import ACCESS_TOKEN
+from core.config import clear_config_cache
 from csgclaw_site import credentials
-from csgclaw_site.config import clear_config_cache
 from im import events
 from im.serializers import format_time
 from im.tests.factories import error_text, event_mark, events_after, post_json

@@ -35,7 +35,7 @@ from bots.tests.test_llm import (
     sse,
     usage_rows,
 )
-from csgclaw_site.config import clear_config_cache
+from core.config import clear_config_cache
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]
 

@@ -15,7 +15,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from agents.models import Agent, AgentRole
-from csgclaw_site.config import clear_config_cache
+from core.config import clear_config_cache
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
 

@@ -21,7 +21,7 @@ from bots.cursors import (
     stream_cursor_recall,
     stream_cursor_remember,
 )
-from csgclaw_site.config import clear_config_cache
+from core.config import clear_config_cache
 from im import services
 from im.events import MESSAGE_CREATED
 from im.identity import ADMIN_ID

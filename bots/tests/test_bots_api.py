@@ -19,7 +19,7 @@ from agents.models import Agent, AgentRole, AgentStatus
 from agents.services import manager_ensure
 from bots import feishu
 from bots.models import Bot, BotChannel
-from csgclaw_site.config import ConfigError, clear_config_cache, get_config, resolve_model
+from core.config import ConfigError, clear_config_cache, get_config, resolve_model
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Message, Room
 from im.selectors import direct_room_between

@@ -15,8 +15,8 @@ from django.conf import settings
 
 from agents import services as agent_services
 from agents.models import Agent
+from core.config import clear_config_cache, get_config
 from csgclaw_site import credentials
-from csgclaw_site.config import clear_config_cache, get_config
 from sandbox import boxspec
 from sandbox.providers.fake import STATE_FILE_NAME
 

@@ -28,7 +28,7 @@ from bots.feishu import (
     feishu_open_id,
     feishu_send_text,
 )
-from csgclaw_site.config import clear_config_cache
+from core.config import clear_config_cache
 from im.models import Event, EventRecipient, EventStream, StreamCursor, StreamCursorKind
 from im.realtime.eventlog import event_newest_seq
 from im.tests.factories import error_text, make_agent

@@ -30,8 +30,8 @@ from bots.llm_usage import (
     llm_usage_writes_settled,
 )
 from bots.models import LlmOutcome, LlmUsage
+from core.config import clear_config_cache
 from core.errors import NotFound, Unavailable
-from csgclaw_site.config import clear_config_cache
 from csgclaw_site.tests.asgi_scope import http_scope
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]

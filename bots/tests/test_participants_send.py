@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.models import Agent
-from csgclaw_site.config import clear_config_cache
+from core.config import clear_config_cache
 from im.events import MESSAGE_CREATED
 from im.identity import ADMIN_ID
 from im.models import Event, EventRecipient, Message, Room

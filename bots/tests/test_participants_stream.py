@@ -15,7 +15,7 @@ from django.utils import timezone
 from agents.models import Agent
 from bots.participants.services import participant_message_send
 from bots.services import bot_message_send
-from csgclaw_site.config import clear_config_cache
+from core.config import clear_config_cache
 from im.identity import ADMIN_ID
 from im.models import Event, Message, StreamCursor, StreamCursorKind
 from im.realtime.eventlog import event_newest_seq

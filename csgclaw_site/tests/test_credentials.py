@@ -6,8 +6,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from agents.models import Agent, AgentRole
+from core.config import clear_config_cache
 from csgclaw_site import credentials
-from csgclaw_site.config import clear_config_cache
 
 pytestmark = [pytest.mark.timeout(30)]
 

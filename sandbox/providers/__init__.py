@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sandbox.providers.base import SandboxError
 
 if TYPE_CHECKING:
-    from csgclaw_site.config import SandboxConfig
+    from core.config import SandboxConfig
     from sandbox.providers.base import SandboxProvider
 
 # Dotted paths rather than classes so that importing the registry never imports a provider module

@@ -33,7 +33,7 @@ from sandbox.providers.commands import (
 )
 
 if TYPE_CHECKING:
-    from csgclaw_site.config import SandboxConfig
+    from core.config import SandboxConfig
 
 DEFAULT_EXECUTABLE = "boxlite"
 # `run` pulls the image and boots the VM; a cold pull over a slow registry takes many minutes.

@@ -28,7 +28,7 @@ from sandbox.providers.base import (
 )
 
 if TYPE_CHECKING:
-    from csgclaw_site.config import SandboxConfig
+    from core.config import SandboxConfig
 
 MISSING_PACKAGE_MESSAGE = 'boxlite-sdk: python package "boxlite" is not installed (pip install boxlite)'
 ROOTFS_IMAGE_PREFIX = "rootfs:"

@@ -34,7 +34,7 @@ from sandbox.providers.csghub_http import (
 from sandbox.providers.csghub_settings import CsghubSettings
 
 if TYPE_CHECKING:
-    from csgclaw_site.config import SandboxConfig
+    from core.config import SandboxConfig
 
 SANDBOXES_PATH = "/api/v1/sandboxes"
 # The port PicoClaw's runtime listens on inside a CSGHub sandbox; the gateway proxies to it.

@@ -34,7 +34,7 @@ from sandbox.providers.commands import (
 )
 
 if TYPE_CHECKING:
-    from csgclaw_site.config import SandboxConfig
+    from core.config import SandboxConfig
 
 DEFAULT_EXECUTABLE = "docker"
 CONTAINER_PREFIX = "csgclaw-"

@@ -23,7 +23,7 @@ from sandbox.providers.base import (
 )
 
 if TYPE_CHECKING:
-    from csgclaw_site.config import SandboxConfig
+    from core.config import SandboxConfig
 
 FAIL_ENV = "CSGCLAW_FAKE_SANDBOX_FAIL"
 DELAY_ENV = "CSGCLAW_FAKE_SANDBOX_DELAY"

@@ -58,7 +58,7 @@ from sandbox.providers.local_runtime import (
 from sandbox.providers.local_state import STATE_FILE_NAME, state_file_problem
 
 if TYPE_CHECKING:
-    from csgclaw_site.config import SandboxConfig
+    from core.config import SandboxConfig
 
 logger = logging.getLogger(__name__)
 

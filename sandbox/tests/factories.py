@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csgclaw_site.config import SandboxConfig
+from core.config import SandboxConfig
 from sandbox.boxspec import box_environment, build_box_spec
 from sandbox.providers.base import BoxSpec
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from csgclaw_site.config import FeishuApp
+from core.config import FeishuApp
 from sandbox import boxspec
 from sandbox.boxspec import (
     agent_dir,

@@ -77,7 +77,7 @@ def test_importing_the_sandbox_package_never_imports_boxlite() -> None:
     code = (
         "import sys, sandbox.providers, sandbox.boxspec;"
         "from sandbox.providers import get_provider;"
-        "from csgclaw_site.config import SandboxConfig;"
+        "from core.config import SandboxConfig;"
         "get_provider(SandboxConfig(provider='boxlite-sdk'));"
         "import sandbox.providers.local, sandbox.providers.csghub, sandbox.providers.docker;"
         "print('boxlite' in sys.modules)"

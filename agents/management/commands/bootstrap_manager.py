@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, OutputWrapper
 
 from agents.lifecycle import manager_box_ensure
 from agents.models import Agent, AgentStatus
-from csgclaw_site.config import (
+from core.config import (
     Config,
     ConfigError,
     api_base_url,

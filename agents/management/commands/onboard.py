@@ -26,7 +26,7 @@ from agents.onboarding import (
 from agents.onboarding_prompts import ModelSettingsPrompts
 from agents.onboarding_sandbox import sandbox_step
 from agents.services import manager_ensure
-from csgclaw_site.config import (
+from core.config import (
     Config,
     ConfigError,
     ConfigNotFound,

@@ -6,9 +6,9 @@ import copy
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from csgclaw_site.config.normalise import _normalise
-from csgclaw_site.config.resolve import canonical_selector
-from csgclaw_site.config.schema import (
+from core.config.normalise import _normalise
+from core.config.resolve import canonical_selector
+from core.config.schema import (
     DEFAULT_DOCKER_PATH,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LOCAL_ISOLATION,

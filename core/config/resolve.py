@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
-from csgclaw_site.config.normalise import _unique
-from csgclaw_site.config.schema import (
+from core.config.normalise import _unique
+from core.config.schema import (
     LLM_API_PROVIDER_TYPE,
     Config,
     ModelResolutionError,

@@ -12,8 +12,8 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from csgclaw_site.config.base_urls import _WILDCARD_HOSTS, _split_host_port, lan_ipv4
-from csgclaw_site.config.schema import Config
+from core.config.base_urls import _WILDCARD_HOSTS, _split_host_port, lan_ipv4
+from core.config.schema import Config
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 # Every local IPv4 address, secondary ones included (the SIOCGIFCONF ioctl misses unlabelled secondaries).

@@ -1,6 +1,6 @@
 """config.toml: the only code that reads or writes it (load, expand env, validate, save).
 
-Import from `csgclaw_site.config`; the modules below split it by concept of config-and-commands.md:
+Import from `core.config`; the modules below split it by concept of config-and-commands.md:
 
 - schema: defaults, errors and the dataclasses the other modules fill in
 - env: `$NAME` / `${NAME:-default}` expansion of string values (§4)
@@ -15,20 +15,20 @@ Import from `csgclaw_site.config`; the modules below split it by concept of conf
 - csghub_lite: the local model server's discovery and detection (§9.4)
 """
 
-from csgclaw_site.config.base_urls import (
+from core.config.base_urls import (
     api_base_url,
     box_facing_base_url,
     effective_listen_addr,
     lan_ipv4,
     llm_bridge_url,
 )
-from csgclaw_site.config.cache import (
+from core.config.cache import (
     clear_config_cache,
     get_config,
     get_config_or_default,
     last_loaded_config,
 )
-from csgclaw_site.config.csghub_lite import (
+from core.config.csghub_lite import (
     CSGHUB_LITE_PORT,
     CSGHUB_LITE_PROVIDER,
     DEFAULT_CSGHUB_LITE_API_KEY,
@@ -37,10 +37,10 @@ from csgclaw_site.config.csghub_lite import (
     discover_csghub_lite_models,
     is_csghub_lite,
 )
-from csgclaw_site.config.env import expand_env
-from csgclaw_site.config.load import config_path, default_config, load_config
-from csgclaw_site.config.render import mask_secret, mask_url_credentials, render_effective_config
-from csgclaw_site.config.resolve import (
+from core.config.env import expand_env
+from core.config.load import config_path, default_config, load_config
+from core.config.render import mask_secret, mask_url_credentials, render_effective_config
+from core.config.resolve import (
     canonical_selector,
     llm_timeouts,
     missing_model_flags,
@@ -48,8 +48,8 @@ from csgclaw_site.config.resolve import (
     split_selector,
     validate_models,
 )
-from csgclaw_site.config.save import GENERATED_HEADER, save_config
-from csgclaw_site.config.schema import (
+from core.config.save import GENERATED_HEADER, save_config
+from core.config.schema import (
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_BOXLITE_CLI_PATH,
     DEFAULT_DEBIAN_REGISTRIES,

@@ -7,10 +7,10 @@ from typing import Any
 
 import tomlkit
 
-from csgclaw_site.config.layout import _DEFAULT_PATH, _entries
-from csgclaw_site.config.resolve import resolve_model
-from csgclaw_site.config.save import _ensure_table, _toml_value
-from csgclaw_site.config.schema import Config, ModelResolutionError
+from core.config.layout import _DEFAULT_PATH, _entries
+from core.config.resolve import resolve_model
+from core.config.save import _ensure_table, _toml_value
+from core.config.schema import Config, ModelResolutionError
 
 _SECRET_KEYS = frozenset({"access_token", "api_key", "app_secret"})
 # `scheme://<userinfo>@`: the userinfo runs to the last `@` before the path, query or fragment, so a

@@ -1,4 +1,4 @@
-"""Tests for csgclaw_site.config: every table of config-and-commands.md §3–§9.4 and llm-bridge.md §7."""
+"""Tests for core.config: every table of config-and-commands.md §3–§9.4 and llm-bridge.md §7."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import httpx
 import pytest
 import respx
 
-from csgclaw_site import config as cfgmod
-from csgclaw_site.config import (
+from core import config as cfgmod
+from core.config import (
     Config,
     ConfigError,
     ConfigNotFound,

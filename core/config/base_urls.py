@@ -9,7 +9,7 @@ import socket
 
 from django.conf import settings
 
-from csgclaw_site.config.schema import DEFAULT_LISTEN_ADDR, DEFAULT_PORT, Config, ConfigError
+from core.config.schema import DEFAULT_LISTEN_ADDR, DEFAULT_PORT, Config, ConfigError
 
 logger = logging.getLogger(__name__)
 

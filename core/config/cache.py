@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from csgclaw_site.config.load import config_path, default_config, load_config
-from csgclaw_site.config.schema import Config, ConfigError, ConfigNotFound
+from core.config.load import config_path, default_config, load_config
+from core.config.schema import Config, ConfigError, ConfigNotFound
 
 _cache_lock = threading.Lock()
 _cache: tuple[Path, tuple[int, int, int], Config] | None = None

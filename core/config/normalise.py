@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from csgclaw_site.config.base_urls import _normalise_listen_addr
-from csgclaw_site.config.schema import (
+from core.config.base_urls import _normalise_listen_addr
+from core.config.schema import (
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_BOXLITE_CLI_PATH,
     DEFAULT_DEBIAN_REGISTRIES,

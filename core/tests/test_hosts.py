@@ -1,4 +1,4 @@
-"""Tests for csgclaw_site.config.hosts: the Host names of security.md S3.1 and the remote login URL."""
+"""Tests for core.config.hosts: the Host names of security.md S3.1 and the remote login URL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from csgclaw_site.config import default_config, hosts
+from core.config import default_config, hosts
 
 FIB_TRIE = """\
 Main:

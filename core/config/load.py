@@ -10,11 +10,11 @@ from typing import Any
 
 from django.conf import settings
 
-from csgclaw_site.config.base_urls import _normalise_listen_addr
-from csgclaw_site.config.env import expand_env
-from csgclaw_site.config.layout import _DEFAULT_PATH, _entries
-from csgclaw_site.config.normalise import _normalise, _unique
-from csgclaw_site.config.schema import (
+from core.config.base_urls import _normalise_listen_addr
+from core.config.env import expand_env
+from core.config.layout import _DEFAULT_PATH, _entries
+from core.config.normalise import _normalise, _unique
+from core.config.schema import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT,
     BootstrapConfig,

@@ -6,9 +6,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from csgclaw_site.config.normalise import _unique
-from csgclaw_site.config.render import mask_url_credentials
-from csgclaw_site.config.schema import ConfigError, ProviderConfig
+from core.config.normalise import _unique
+from core.config.render import mask_url_credentials
+from core.config.schema import ConfigError, ProviderConfig
 
 CSGHUB_LITE_PROVIDER = "csghub-lite"
 DEFAULT_CSGHUB_LITE_BASE_URL = "http://127.0.0.1:11435/v1"
