@@ -7,8 +7,8 @@ from rest_framework.response import Response
 
 from agents import lifecycle, selectors, services
 from agents.serializers import AgentSerializer
+from core.http import ApiError, ApiView, parse_json_body, query_value, request_locale
 from csgclaw_site.credentials import auth_disabled, bearer_token, is_server_token
-from csgclaw_site.http import ApiError, ApiView, parse_json_body, query_value, request_locale
 from im.serializers import format_time
 
 

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from agents.lifecycle import current_config_for_request
 from bots import selectors, services
 from bots.serializers import BotSerializer
-from csgclaw_site.http import ApiView, parse_json_body, query_value
+from core.http import ApiView, parse_json_body, query_value
 
 
 class BotsView(ApiView):

@@ -38,7 +38,7 @@ from bots.llm_usage import EventStreamUsageTap, JsonUsageTap, LlmCall, UsageTap,
 from bots.models import LlmOutcome
 from core.config import ResolvedModel
 from core.errors import DomainError
-from csgclaw_site.http import (
+from core.http import (
     ONE_MIB,
     ApiError,
     decode_json_object,

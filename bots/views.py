@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from bots import llm, services
 from bots.auth import bearer_allowed
 from bots.streams import bot_events
-from csgclaw_site.http import clean_text, error_response, method_not_allowed, not_found, parse_json_body
+from core.http import clean_text, error_response, method_not_allowed, not_found, parse_json_body
 
 BOTS_PREFIX = "/api/bots/"
 

@@ -18,6 +18,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.crypto import salted_hmac
 
+from core.http import error_response
 from csgclaw_site.credentials import (
     acredential_kind,
     auth_disabled,
@@ -26,7 +27,6 @@ from csgclaw_site.credentials import (
     is_server_token,
     server_config,
 )
-from csgclaw_site.http import error_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 INVALID_HOST_TEXT = "invalid host header"

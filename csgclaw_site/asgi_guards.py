@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from csgclaw_site.http import BODY_TOO_LARGE_TEXT, accepts_json, body_limit, error_content
+from core.http import BODY_TOO_LARGE_TEXT, accepts_json, body_limit, error_content
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

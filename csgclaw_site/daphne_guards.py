@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 from daphne import http_protocol
 
+from core.http import BODY_TOO_LARGE_TEXT, ONE_MIB, accepts_json, body_limit, error_content
 from csgclaw_site.flow import current_connection
-from csgclaw_site.http import BODY_TOO_LARGE_TEXT, ONE_MIB, accepts_json, body_limit, error_content
 
 logger = logging.getLogger("csgclaw.http")
 

@@ -17,9 +17,9 @@ from django.middleware.csrf import rotate_token
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from core.http import error_response, method_not_allowed
 from csgclaw_site import access
 from csgclaw_site.credentials import is_server_token
-from csgclaw_site.http import error_response, method_not_allowed
 
 WRONG_CREDENTIALS_TEXT = "wrong token or password"
 TOO_MANY_ATTEMPTS_TEXT = "too many attempts"

@@ -89,7 +89,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Host check, cross-site writes and remote credentials (security.md S3, S4), before anything else.
     "csgclaw_site.middleware.AccessMiddleware",
-    "csgclaw_site.http.ApiErrorMiddleware",
+    "core.http.ApiErrorMiddleware",
     # Sessions, auth, CSRF, messages and security headers, for the admin and the web page only.
     "csgclaw_site.middleware.SitePagesMiddleware",
 ]
@@ -154,7 +154,7 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = CSGCLAW_HOME / "static"
 
-# Bodies are read and limited by csgclaw_site.http (1 MiB, 10 MiB for the LLM proxy) with the spec's 413.
+# Bodies are read and limited by core.http (1 MiB, 10 MiB for the LLM proxy) with the spec's 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 # Routes read only the parameters they know (the first value of each), so a long query string is no
 # reason to fail; Daphne already bounds the request line.
@@ -166,7 +166,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "csgclaw_site.http.drf_exception_handler",
+    "EXCEPTION_HANDLER": "core.http.drf_exception_handler",
 }
 
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()

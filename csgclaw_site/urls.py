@@ -10,13 +10,14 @@ from bots import streams as bot_streams
 from bots import views as bots
 from bots.participants import llm as participant_llm
 from bots.participants import views as participant_views
-from csgclaw_site import http, login
+from core import http
+from csgclaw_site import login
 from im import pages as im_pages
 from im import streams as im_streams
 from im import views as im
 
-handler404 = "csgclaw_site.http.handler404"
-handler500 = "csgclaw_site.http.handler500"
+handler404 = "core.http.handler404"
+handler500 = "core.http.handler500"
 
 # Fixed paths come before `{id}` patterns, so /api/v1/rooms/invite is never "room invite".
 urlpatterns = [

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
-from csgclaw_site.http import method_not_allowed
+from core.http import method_not_allowed
 
 
 # Exempt so that a POST gets the contract's 405 instead of a CSRF 403; the page itself has no form posts.

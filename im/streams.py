@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from csgclaw_site.http import method_not_allowed
+from core.http import method_not_allowed
 from im.models import EventStream
 from im.realtime.eventlog import EventSelection, LoggedEvent
 from im.realtime.sse import Feed, event_stream_response

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from rest_framework.response import Response
 
-from csgclaw_site.http import ApiView, parse_json_body, query_value, request_locale
+from core.http import ApiView, parse_json_body, query_value, request_locale
 from im import selectors, services
 from im.realtime import eventlog
 from im.serializers import CURRENT_USER_ID, MessageSerializer, RoomSerializer, UserSerializer

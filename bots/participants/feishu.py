@@ -9,7 +9,7 @@ from bots.auth import bearer_allowed
 from bots.feishu import FeishuError, feishu_app_configured, feishu_open_id
 from bots.participants.identity import participant_agent_token, strip_participant_id
 from bots.streams import feishu_feed
-from csgclaw_site.http import error_response
+from core.http import error_response
 from im.realtime.sse import event_stream_response
 
 

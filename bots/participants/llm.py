@@ -19,7 +19,7 @@ from bots import llm, selectors
 from bots.auth import bearer_allowed
 from bots.participants.identity import participant_agent_id
 from core.errors import NotFound
-from csgclaw_site.http import clean_text, error_response, method_not_allowed, not_found
+from core.http import clean_text, error_response, method_not_allowed, not_found
 from im.identity import ADMIN_ID
 
 WEBSOCKET_REQUIRED_TEXT = "responses websocket upgrade is required"

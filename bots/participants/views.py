@@ -17,7 +17,7 @@ from bots.participants import services
 from bots.participants.feishu import feishu_participant_events
 from bots.participants.identity import participant_agent_token, participant_resolve
 from bots.participants.stream import participant_feed, recipient_load
-from csgclaw_site.http import (
+from core.http import (
     ApiError,
     clean_text,
     error_response,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from csgclaw_site.http import LLM_BODY_LIMIT, ONE_MIB
+from core.http import LLM_BODY_LIMIT, ONE_MIB
 from csgclaw_site.tests.proc_memory import PeakRss
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]

@@ -17,7 +17,7 @@ from django.urls import Resolver404, get_resolver, resolve
 from bots import views as bot_views
 from bots.participants import llm as participant_llm
 from bots.participants import views as participant_views
-from csgclaw_site import http
+from core import http
 
 REPO = Path(settings.BASE_DIR).resolve()
 README = REPO / "README.md"

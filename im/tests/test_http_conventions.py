@@ -1,4 +1,4 @@
-"""csgclaw_site/http.py through real IM routes: routing, 404/405, error bodies, body limits (§1)."""
+"""core/http.py through real IM routes: routing, 404/405, error bodies, body limits (§1)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import SuspiciousOperation, TooManyFieldsSent
 from django.test import Client
 
-from csgclaw_site.http import ONE_MIB, response_for_exception
+from core.http import ONE_MIB, response_for_exception
 from im import selectors
 from im.identity import ADMIN_ID
 from im.models import Message, Room
