@@ -56,7 +56,7 @@ def django_db_modify_db_settings(
     from django.conf import settings
 
     database = settings.DATABASES["default"]
-    if database["ENGINE"] in ("django.db.backends.sqlite3", "csgclaw_site.sqlite"):
+    if database["ENGINE"] in ("django.db.backends.sqlite3", "core.db.sqlite"):
         database["TEST"]["NAME"] = str(tmp_path_factory.mktemp("test-database") / "test.sqlite3")
 
 

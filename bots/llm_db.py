@@ -1,11 +1,11 @@
 """The bot bridge's database threads: LLM model resolution, agent-token lookups and LLM usage rows.
 
-They keep their connections (csgclaw_site/db_threads.py), so an LLM call pays for no new connection.
+They keep their connections (core/db/threads.py), so an LLM call pays for no new connection.
 """
 
 from __future__ import annotations
 
-from csgclaw_site.db_threads import KeptConnectionThreads
+from core.db.threads import KeptConnectionThreads
 
 # Reads are primary-key lookups; a few threads keep one slow read (a cold page cache, a busy PostgreSQL)
 # from queueing the next calls behind it.

@@ -27,7 +27,7 @@ from core.config import (
     get_config_or_default,
     last_loaded_config,
 )
-from csgclaw_site.db_threads import KeptConnectionThreads
+from core.db.threads import KeptConnectionThreads
 
 CredentialKind = Literal["server", "agent"]
 

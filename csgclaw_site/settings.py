@@ -126,7 +126,7 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{_ensure_home() / 'csgclaw.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["ENGINE"] = "csgclaw_site.sqlite"
+    DATABASES["default"]["ENGINE"] = "core.db.sqlite"
     # IMMEDIATE makes writers take the lock at BEGIN, so commit order equals event seq order;
     # WAL lets the streams read while a writer commits.
     DATABASES["default"]["OPTIONS"] = {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bots.llm_db import bridge_read, bridge_write
-from csgclaw_site.tests.test_db_threads import open_connection
+from core.tests.test_db_threads import open_connection
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]
 

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
+from core.db.threads import KeptConnectionThreads
 from core.http import ONE_MIB, clean_text, error_response
-from csgclaw_site.db_threads import KeptConnectionThreads
 from csgclaw_site.flow import Connection, current_connection
 from im.realtime.broker import broker
 from im.realtime.eventlog import (

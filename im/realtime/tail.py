@@ -16,7 +16,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from operator import attrgetter
 
-from csgclaw_site.db_threads import KeptConnectionThreads
+from core.db.threads import KeptConnectionThreads
 from im.realtime.broker import broker
 from im.realtime.eventlog import (
     EventSelection,

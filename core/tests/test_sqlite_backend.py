@@ -1,4 +1,4 @@
-"""The embedded SQLite backend (csgclaw_site/sqlite/base.py): private file, kept WAL, writers queued."""
+"""The embedded SQLite backend (core/db/sqlite/base.py): private file, kept WAL, writers queued."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from django.db import connections
 from django.db.utils import OperationalError
 
-from csgclaw_site.sqlite.base import DatabaseWrapper
+from core.db.sqlite.base import DatabaseWrapper
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -1,4 +1,4 @@
-"""Long-lived database threads (csgclaw_site/db_threads.py): connections kept between calls unless unsafe."""
+"""Long-lived database threads (core/db/threads.py): connections kept between calls unless unsafe."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
-from csgclaw_site import db_threads
-from csgclaw_site.db_threads import KeptConnectionThreads, run_keeping_connection
+from core.db import threads
+from core.db.threads import KeptConnectionThreads, run_keeping_connection
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]
 
@@ -71,7 +71,7 @@ def test_a_call_that_leaves_autocommit_off_drops_the_connection(one_thread):
 
 def test_an_idle_connection_that_is_no_longer_usable_is_replaced(one_thread, monkeypatch):
     first = one_thread(open_connection)
-    monkeypatch.setattr(db_threads, "IDLE_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(threads, "IDLE_CHECK_SECONDS", 0.0)
     monkeypatch.setattr(type(connections["default"]), "is_usable", lambda self: False)
 
     assert one_thread(open_connection) is not first
@@ -79,7 +79,7 @@ def test_an_idle_connection_that_is_no_longer_usable_is_replaced(one_thread, mon
 
 def test_an_idle_connection_that_is_still_usable_is_kept(one_thread, monkeypatch):
     first = one_thread(open_connection)
-    monkeypatch.setattr(db_threads, "IDLE_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(threads, "IDLE_CHECK_SECONDS", 0.0)
 
     assert one_thread(open_connection) is first
 

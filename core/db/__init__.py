@@ -1,0 +1,1 @@
+"""The floor's database helpers: embedded SQLite backend and the threads async code reaches the ORM on."""
