@@ -9,13 +9,13 @@ cursor; the Feishu relay selects the `feishu` log stream for one open_id. The pa
 
 Streams read through the event loop's `LogTail` (im/realtime/tail.py): a doorbell wakes every stream, one
 shared read fetches the new rows, and each stream filters them itself; a stream behind the tail's window
-reads its own rows from the database. Both give what `event_list_after` gives.
+reads its own rows from the database. Both give what `event_list_after` gives. The frame bytes and the
+response headers are core/sse.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import weakref
@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 
 from core.db.threads import KeptConnectionThreads
 from core.http import ONE_MIB, clean_text, error_response
+from core.sse import CONNECTED, PING, sse_frame, sse_response
 from csgclaw_site.flow import Connection, current_connection
 from im.realtime.broker import broker
 from im.realtime.eventlog import (
@@ -43,8 +44,6 @@ from im.realtime.tail import log_tail
 
 logger = logging.getLogger("csgclaw.streams")
 
-CONNECTED = b": connected\n\n"
-PING = b": ping\n\n"
 RESET_EVENT = "reset"
 LAST_EVENT_ID_HEADER = "Last-Event-ID"
 LAST_EVENT_ID_PARAM = "last_event_id"
@@ -106,13 +105,6 @@ class Feed:
     heartbeat: bytes = PING
     start: Callable[[Feed, tuple[str | None, ...]], StartCursor] | None = None
     catch_up_filter: Callable[[list[LoggedEvent]], list[LoggedEvent]] | None = None
-
-
-def sse_frame(frame_id: int | str, data: dict[str, Any], *, event_name: str = "") -> bytes:
-    """One frame: `id:`, optional `event:`, exactly one `data:` line of compact JSON."""
-    name_line = f"event: {event_name}\n" if event_name else ""
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"id: {frame_id}\n{name_line}data: {body}\n\n".encode()
 
 
 def reset_frame(newest: int) -> bytes:
@@ -306,8 +298,4 @@ def event_stream_response(request: HttpRequest, feed: Feed) -> HttpResponse:
     frames = event_stream(feed, requested=requested, on_close=release)
     # A generator that never starts (the client left before the first frame) runs no `finally`.
     weakref.finalize(frames, release)
-    response = StreamingHttpResponse(frames, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    # Tells nginx-style proxies to pass frames through instead of buffering them.
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return sse_response(frames)

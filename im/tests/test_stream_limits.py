@@ -9,6 +9,7 @@ import gc
 import pytest
 from asgiref.sync import sync_to_async
 
+from core.sse import CONNECTED
 from csgclaw_site.flow import current_connection
 from im.realtime import sse
 from im.realtime import tail as tail_module
@@ -73,7 +74,7 @@ async def test_a_stream_whose_client_takes_nothing_is_aborted_and_frees_its_slot
         current_connection.reset(token)
 
     # ": connected", then nothing: the first frame already found the client too far behind.
-    assert sent == [sse.CONNECTED]
+    assert sent == [CONNECTED]
     assert connection.aborted
 
 

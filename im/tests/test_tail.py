@@ -13,6 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
+from core.sse import sse_frame
 from im import events, services
 from im.identity import ADMIN_ID
 from im.models import ChatUser, EventStream
@@ -25,7 +26,7 @@ from im.realtime.eventlog import (
     event_newest_seq,
     event_rows_newest_after,
 )
-from im.realtime.sse import Feed, event_stream, sse_frame
+from im.realtime.sse import Feed, event_stream
 from im.realtime.tail import LogTail, log_tail
 from im.tests.factories import in_own_thread, make_room, make_user
 
