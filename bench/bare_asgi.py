@@ -12,7 +12,7 @@ import os
 
 import httpx
 
-from bots.llm_upstream import UPSTREAM_LIMITS, UPSTREAM_TIMEOUT
+from bots.llm.upstream import UPSTREAM_LIMITS, UPSTREAM_TIMEOUT
 
 _client: httpx.AsyncClient | None = None
 

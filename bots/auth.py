@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
-from bots.llm_db import bridge_read
+from bots.llm.db import bridge_read
 from bots.selectors import agent_api_token
 from csgclaw_site.credentials import PLACEHOLDER_TOKEN, auth_disabled, bearer_token, is_server_token
 from im.selectors import is_lookup_id

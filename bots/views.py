@@ -12,8 +12,9 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from bots import llm, services
+from bots import services
 from bots.auth import bearer_allowed
+from bots.llm import views as llm
 from bots.streams import bot_events
 from core.http import clean_text, error_response, method_not_allowed, not_found, parse_json_body
 

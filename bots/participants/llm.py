@@ -2,7 +2,7 @@
 
 Current PicoClaw images call the model here instead of `/api/bots/{id}/llm/…`. The path id may be any
 alias of an agent (participant, `agent-`, `u-` or bare ids, §1.3 steps 2–4); once resolved, the call is the
-bot bridge's own (bots/llm.py): same relay, limits, timeouts, usage rows and overhead header. Unlike the
+bot bridge's own (bots/llm/views.py): same relay, limits, timeouts, usage rows and overhead header. Unlike the
 bot routes, the method is checked before auth, as upstream's router does (§5.2).
 """
 
@@ -15,8 +15,9 @@ from contextlib import suppress
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from bots import llm, selectors
+from bots import selectors
 from bots.auth import bearer_allowed
+from bots.llm import views as llm
 from bots.participants.identity import participant_agent_id
 from core.errors import NotFound
 from core.http import clean_text, error_response, method_not_allowed, not_found

@@ -12,9 +12,9 @@ import respx
 from asgiref.sync import sync_to_async
 
 from agents.models import Agent
-from bots import llm
-from bots.llm import MAX_BODY_BYTES, OVERHEAD_HEADER
-from bots.llm_usage import llm_usage_writes_settled
+from bots.llm import views as llm
+from bots.llm.usage import llm_usage_writes_settled
+from bots.llm.views import MAX_BODY_BYTES, OVERHEAD_HEADER
 from bots.tests.test_llm import (
     ANSWER,
     BASE_URL,

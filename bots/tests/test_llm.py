@@ -18,10 +18,10 @@ from django.http import UnreadablePostError
 from django.utils import timezone
 
 from agents.models import Agent
-from bots import llm, selectors
-from bots.llm import MAX_BODY_BYTES, OVERHEAD_HEADER
-from bots.llm_upstream import USER_AGENT
-from bots.llm_usage import (
+from bots import selectors
+from bots.llm import views as llm
+from bots.llm.upstream import USER_AGENT
+from bots.llm.usage import (
     EventStreamUsageTap,
     JsonUsageTap,
     LlmCall,
@@ -29,6 +29,7 @@ from bots.llm_usage import (
     llm_call_record,
     llm_usage_writes_settled,
 )
+from bots.llm.views import MAX_BODY_BYTES, OVERHEAD_HEADER
 from bots.models import LlmOutcome, LlmUsage
 from core.config import clear_config_cache
 from core.errors import NotFound, Unavailable

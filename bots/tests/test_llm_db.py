@@ -1,4 +1,4 @@
-"""The bot bridge's database threads (bots/llm_db.py): named threads, one kept connection each."""
+"""The bot bridge's database threads (bots/llm/db.py): named threads, one kept connection each."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bots.llm_db import bridge_read, bridge_write
+from bots.llm.db import bridge_read, bridge_write
 from core.tests.test_db_threads import open_connection
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from bots.llm_usage import LlmCall, llm_call_record, llm_usage_writes_settled
+from bots.llm.usage import LlmCall, llm_call_record, llm_usage_writes_settled
 from bots.models import LlmOutcome, LlmUsage
 
 pytestmark = pytest.mark.timeout(10)

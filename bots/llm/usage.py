@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from django.db import connection
 from django.db.models import Field
 
-from bots.llm_db import bridge_write
+from bots.llm.db import bridge_write
 from bots.models import LlmOutcome, LlmUsage
 from core.config import mask_url_credentials
 

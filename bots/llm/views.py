@@ -20,8 +20,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from bots import selectors
-from bots.llm_db import bridge_read
-from bots.llm_upstream import (
+from bots.llm.db import bridge_read
+from bots.llm.upstream import (
     EVENT_STREAM_TYPE,
     JSON_TYPE,
     UpstreamTimeout,
@@ -34,7 +34,7 @@ from bots.llm_upstream import (
     transport_error_text,
     upstream_client,
 )
-from bots.llm_usage import EventStreamUsageTap, JsonUsageTap, LlmCall, UsageTap, llm_call_record
+from bots.llm.usage import EventStreamUsageTap, JsonUsageTap, LlmCall, UsageTap, llm_call_record
 from bots.models import LlmOutcome
 from core.config import ResolvedModel
 from core.errors import DomainError
