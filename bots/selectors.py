@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 
 from agents.models import Agent, AgentRole, AgentStatus
 from agents.selectors import agent_find
-from bots.feishu import FeishuError, feishu_bot_info
+from bots.feishu.client import FeishuError, feishu_bot_info
 from bots.models import Bot, BotChannel, LlmUsage
 from core.config import (
     LLM_API_PROVIDER_TYPE,

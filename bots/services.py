@@ -17,7 +17,7 @@ from agents.services import (
     manager_ensure,
 )
 from bots.bindings import binding_upsert
-from bots.feishu import FeishuError, feishu_app_configured, feishu_bot_info
+from bots.feishu.client import FeishuError, feishu_app_configured, feishu_bot_info
 from bots.models import Bot, BotChannel
 from bots.selectors import bot_channel_parse, bot_role_parse
 from core.config import Config

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from bots.auth import bearer_allowed
 from bots.cursors import StoredCursorMemory
-from bots.feishu import FeishuError, feishu_open_id
+from bots.feishu.client import FeishuError, feishu_open_id
 from core.http import clean_text, error_response, method_not_allowed, not_found
 from im.events import MESSAGE_CREATED
 from im.models import EventStream, StreamCursorKind

@@ -5,9 +5,9 @@ from django.urls import path, re_path
 
 from agents import views as agents
 from bots import api as bots_api
-from bots import feishu_views
 from bots import streams as bot_streams
 from bots import views as bots
+from bots.feishu import views as feishu_views
 from bots.participants import llm as participant_llm
 from bots.participants import views as participant_views
 from core import http

@@ -15,8 +15,8 @@ import respx
 from asgiref.sync import sync_to_async
 
 from agents.models import Agent
-from bots import feishu
-from bots.feishu import (
+from bots.feishu import client as feishu
+from bots.feishu.client import (
     BOT_INFO_PATH,
     MESSAGES_PATH,
     TOKEN_PATH,

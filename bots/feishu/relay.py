@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from bots.feishu import FeishuError, feishu_app_configured, feishu_bot_info, feishu_send_text
+from bots.feishu.client import FeishuError, feishu_app_configured, feishu_bot_info, feishu_send_text
 from core.errors import Invalid
 from im.events import MESSAGE_CREATED, event_append
 from im.identity import MANAGER_ID, new_message_id

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from bots.feishu_relay import feishu_message_send
+from bots.feishu.relay import feishu_message_send
 from core.http import ApiError, ApiView, parse_json_body
 from csgclaw_site.credentials import auth_disabled, bearer_token, is_server_token
 
