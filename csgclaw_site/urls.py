@@ -4,12 +4,12 @@ from django.contrib import admin
 from django.urls import path, re_path
 
 from agents import views as agents
-from bots import api as bots_api
 from bots import streams as bot_streams
 from bots import views as bots
 from bots.feishu import views as feishu_views
 from bots.participants import llm as participant_llm
 from bots.participants import views as participant_views
+from bots.rest import views as bots_api
 from core import http
 from csgclaw_site import login
 from im import pages as im_pages

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from agents.lifecycle import current_config_for_request
 from bots import selectors, services
-from bots.serializers import BotSerializer
+from bots.rest.serializers import BotSerializer
 from core.http import ApiView, parse_json_body, query_value
 
 
