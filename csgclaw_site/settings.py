@@ -72,7 +72,8 @@ CSGCLAW_EXTRA_ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 ALLOWED_HOSTS = _allowed_hosts()
 
 INSTALLED_APPS = [
-    # `agents` provides the project's runserver, so it must come before daphne and staticfiles.
+    # `server` provides the project's runserver, so it must come before daphne and staticfiles.
+    "server",
     "agents",
     "daphne",
     "django.contrib.admin",

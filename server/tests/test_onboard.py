@@ -19,7 +19,6 @@ import httpx
 import pytest
 from django.core.management import call_command
 
-from agents.management.commands.onboard import NOT_READY_EXIT
 from agents.models import Agent, AgentRole, AgentStatus
 from bots.models import Bot, BotChannel
 from conftest import PYTHON, REPO_ROOT, live_env, manage_py
@@ -27,6 +26,7 @@ from core.config import DEFAULT_MANAGER_IMAGE, clear_config_cache
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Room
 from sandbox.detect import Detection
+from server.management.commands.onboard import NOT_READY_EXIT
 
 INCOMPLETE_HINT = (
     "run `python manage.py onboard --provider csghub-lite --models <model>` or "

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.management.base import BaseCommand
 
-from agents import startup
+from server import startup
 
 
 class Command(BaseCommand):

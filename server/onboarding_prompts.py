@@ -7,7 +7,15 @@ import sys
 
 from django.core.management.base import OutputWrapper
 
-from agents.onboarding import (
+from core.config import (
+    CSGHUB_LITE_PROVIDER,
+    DEFAULT_CSGHUB_LITE_API_KEY,
+    DEFAULT_CSGHUB_LITE_BASE_URL,
+    Config,
+    ProviderConfig,
+    mask_url_credentials,
+)
+from server.onboarding import (
     CUSTOM_PROVIDER,
     OnboardError,
     apply_csghub_lite,
@@ -16,14 +24,6 @@ from agents.onboarding import (
     custom_provider_name,
     discover_models,
     parse_list,
-)
-from core.config import (
-    CSGHUB_LITE_PROVIDER,
-    DEFAULT_CSGHUB_LITE_API_KEY,
-    DEFAULT_CSGHUB_LITE_BASE_URL,
-    Config,
-    ProviderConfig,
-    mask_url_credentials,
 )
 
 KEEP_CURRENT = "keep current"

@@ -6,9 +6,9 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from agents.onboarding import SANDBOX_PROVIDERS, OnboardError, unsupported_sandbox_provider
 from core.config import Config
 from sandbox import detect
+from server.onboarding import SANDBOX_PROVIDERS, OnboardError, unsupported_sandbox_provider
 
 
 def written_sandbox_provider(path: Path | None) -> str:

@@ -14,17 +14,6 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, OutputWrapper
 
 from agents.models import AgentStatus
-from agents.onboarding import (
-    OnboardError,
-    access_token_generate,
-    access_token_notice,
-    apply_model_flags,
-    apply_server_flags,
-    model_flags_from,
-    sandbox_provider_from,
-)
-from agents.onboarding_prompts import ModelSettingsPrompts
-from agents.onboarding_sandbox import sandbox_step
 from agents.services import manager_ensure
 from core.config import (
     Config,
@@ -36,6 +25,17 @@ from core.config import (
     validate_models,
 )
 from im import services as im_services
+from server.onboarding import (
+    OnboardError,
+    access_token_generate,
+    access_token_notice,
+    apply_model_flags,
+    apply_server_flags,
+    model_flags_from,
+    sandbox_provider_from,
+)
+from server.onboarding_prompts import ModelSettingsPrompts
+from server.onboarding_sandbox import sandbox_step
 
 SKIPPED_BOX_DETAIL = "manager box was not created (--skip-manager-box)"
 # Reported instead of an agent status when the sandbox step did not run.

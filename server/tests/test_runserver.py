@@ -18,7 +18,6 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from agents import startup
 from agents.models import Agent, AgentStatus
 from bots.models import Bot
 from conftest import PYTHON, REPO_ROOT, free_port, live_env
@@ -26,6 +25,7 @@ from core.config import clear_config_cache, mask_secret
 from im import events
 from im.identity import MANAGER_ID
 from im.models import ChatUser, Event
+from server import startup
 
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 15.0

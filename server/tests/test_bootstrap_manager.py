@@ -13,13 +13,13 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 
 from agents import lifecycle
-from agents.management.commands import bootstrap_manager
 from agents.models import Agent
 from bots.models import Bot, BotChannel
 from core.config import clear_config_cache, save_config
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser
 from im.selectors import direct_room_between
+from server.management.commands import bootstrap_manager
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("agent_config")]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from agents.tests.test_onboard import REMOTE_CONFIG
 from conftest import MANAGE_SECONDS, PYTHON, REPO_ROOT, live_env
 from core.config import clear_config_cache
 from sandbox.detect import Detection
+from server.tests.test_onboard import REMOTE_CONFIG
 
 pytestmark = pytest.mark.timeout(30)
 

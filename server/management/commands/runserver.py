@@ -8,7 +8,7 @@ import functools
 from daphne.management.commands.runserver import Command as DaphneRunserverCommand
 from daphne.server import Server
 
-from agents import startup
+from server import startup
 
 
 class Command(DaphneRunserverCommand):

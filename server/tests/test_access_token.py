@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from agents import startup
-from agents.tests.test_runserver import LIVE_TIMEOUT, free_port, start_server  # noqa: F401 (a fixture)
 from conftest import REPO_ROOT, live_env, manage_py
 from core.config import ServerConfig, clear_config_cache, default_config
+from server import startup
+from server.tests.test_runserver import LIVE_TIMEOUT, free_port, start_server  # noqa: F401 (a fixture)
 
 PLACEHOLDER = "your_access_token"
 # The exact text of S1.2, spelled out here rather than imported so a change to it fails a test.
