@@ -4,8 +4,8 @@ from django.contrib import admin
 from django.urls import path, re_path
 
 from agents import views as agents
-from bots import streams as bot_streams
-from bots import views as bots
+from bots.bridge import dispatch as bot_dispatch
+from bots.bridge import streams as bot_streams
 from bots.feishu import views as feishu_views
 from bots.participants import llm as participant_llm
 from bots.participants import views as participant_views
@@ -48,7 +48,7 @@ urlpatterns = [
     path("api/v1/bots/<str:bot_id>", bots_api.BotDetailView.as_view()),
     path("api/v1/im/events", im_streams.im_events),
     path("api/v1/events", im_streams.im_events),
-    re_path(r"^api/bots/", bots.bot_api),
+    re_path(r"^api/bots/", bot_dispatch.bot_api),
     re_path(r"^api/v1/channels/feishu/bots/(?P<bot_id>[^/]*)/events$", bot_streams.feishu_bot_events),
     re_path(
         r"^api/v1/channels/(?P<channel>[^/]*)/participants/(?P<participant_id>[^/]*)/events$",

@@ -2,7 +2,7 @@
 
 The box calls these routes with the server token; the server picks the agent's model from the current
 config.toml, swaps in the provider's key and relays the provider's answer byte for byte as it arrives.
-Plain Django async views (not DRF), dispatched by bots/views.py after the path and bearer checks.
+Plain Django async views (not DRF), dispatched by bots/bridge/dispatch.py after the path and bearer checks.
 """
 
 from __future__ import annotations

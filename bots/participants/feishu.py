@@ -5,10 +5,10 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
-from bots.auth import bearer_allowed
+from bots.bridge.auth import bearer_allowed
+from bots.bridge.streams import feishu_feed
 from bots.feishu.client import FeishuError, feishu_app_configured, feishu_open_id
 from bots.participants.identity import participant_agent_token, strip_participant_id
-from bots.streams import feishu_feed
 from core.http import error_response
 from im.realtime.sse import event_stream_response
 

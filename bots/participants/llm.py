@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from bots import selectors
-from bots.auth import bearer_allowed
+from bots.bridge.auth import bearer_allowed
 from bots.llm import views as llm
 from bots.participants.identity import participant_agent_id
 from core.errors import NotFound

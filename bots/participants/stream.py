@@ -19,7 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agents.models import Agent
-from bots.cursors import StoredCursorMemory
+from bots.bridge.cursors import StoredCursorMemory
 from bots.participants.identity import ParticipantRef, strip_participant_id
 from im.aliases import MANAGER_ALIASES
 from im.events import MESSAGE_CREATED

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from bots.auth import bearer_allowed
+from bots.bridge.auth import bearer_allowed
 from bots.participants import services
 from bots.participants.feishu import feishu_participant_events
 from bots.participants.identity import participant_agent_token, participant_resolve

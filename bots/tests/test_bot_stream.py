@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.utils import timezone
 
-from bots.cursors import (
+from bots.bridge.cursors import (
     COALESCE_SECONDS,
     ProgressSlots,
     StoredCursorMemory,

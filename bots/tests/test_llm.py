@@ -387,7 +387,7 @@ async def test_a_legacy_section_is_503(agent, settings):
 
 async def test_the_agent_is_looked_up_before_the_config(settings):
     assert (await call("/api/bots/u-ghost/llm/models", method="GET")).status == 404
-    # Not cleared: the shared token of the config loaded before the file broke stays valid (bots/auth.py).
+    # Not cleared: the shared token of the config loaded before the file broke stays valid (bridge/auth.py).
     settings.CSGCLAW_CONFIG.write_text("not toml at all [")
 
     response = await call("/api/bots/u-ghost/llm/models", method="GET")

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.urls import Resolver404, get_resolver, resolve
 
-from bots import views as bot_views
+from bots.bridge import dispatch as bot_dispatch
 from bots.participants import llm as participant_llm
 from bots.participants import views as participant_views
 from core import http
@@ -114,9 +114,9 @@ def _route_problem(methods: list[str], path: str) -> str | None:
         return "matches no route"
     if match.func is http.not_found:
         return "falls through to the 404 route"
-    if match.func is bot_views.bot_api:
-        parsed = bot_views.parse_bot_path(_sample_path(path))
-        return None if parsed and parsed[1] in bot_views.ACTIONS else "is not a bot action"
+    if match.func is bot_dispatch.bot_api:
+        parsed = bot_dispatch.parse_bot_path(_sample_path(path))
+        return None if parsed and parsed[1] in bot_dispatch.ACTIONS else "is not a bot action"
     if match.func is participant_llm.agent_llm:
         handlers = participant_llm.ROUTES.get(match.kwargs.get("rest") or "")
         if handlers is None:
@@ -181,8 +181,8 @@ def test_every_served_route_is_documented():
     catch_all = {route for route in served if route.startswith("^(?!")}
     assert served - catch_all - documented_patterns == set()
 
-    bot_actions = {bot_views.parse_bot_path(_sample_path(path))[1] for path in _bot_paths(documented)}
-    assert set(bot_views.ACTIONS) - bot_actions == set()
+    bot_actions = {bot_dispatch.parse_bot_path(_sample_path(path))[1] for path in _bot_paths(documented)}
+    assert set(bot_dispatch.ACTIONS) - bot_actions == set()
     llm_actions = {
         match.kwargs.get("rest") or "" for match in matches if match.func is participant_llm.agent_llm
     }

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from bots import services
-from bots.auth import bearer_allowed
+from bots.bridge.auth import bearer_allowed
+from bots.bridge.send import message_send
+from bots.bridge.streams import bot_events
 from bots.llm import views as llm
-from bots.streams import bot_events
-from core.http import clean_text, error_response, method_not_allowed, not_found, parse_json_body
+from core.http import clean_text, error_response, not_found
 
 BOTS_PREFIX = "/api/bots/"
 
@@ -32,24 +31,6 @@ def parse_bot_path(path: str) -> tuple[str, str] | None:
     if len(segments) < 2 or not segments[0]:
         return None
     return segments[0], "/".join(segments[1:])
-
-
-def _send(request: HttpRequest, bot_id: str) -> HttpResponse:
-    # Errors propagate to ApiErrorMiddleware, which renders the contract's 4xx texts.
-    body = parse_json_body(request, strings=("room_id", "chat_id", "text"))
-    message = services.bot_message_send(
-        bot_id=bot_id,
-        room_id=body.get("room_id", ""),
-        chat_id=body.get("chat_id", ""),
-        text=body.get("text", ""),
-    )
-    return JsonResponse({"message_id": message.message_id})
-
-
-async def message_send(request: HttpRequest, bot_id: str) -> HttpResponse:
-    if request.method != "POST":
-        return method_not_allowed(request)
-    return await sync_to_async(_send)(request, bot_id)
 
 
 ACTIONS: dict[str, BotAction] = {

@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from bots.auth import bearer_allowed
-from bots.cursors import StoredCursorMemory
+from bots.bridge.auth import bearer_allowed
+from bots.bridge.cursors import StoredCursorMemory
 from bots.feishu.client import FeishuError, feishu_open_id
 from core.http import clean_text, error_response, method_not_allowed, not_found
 from im.events import MESSAGE_CREATED
@@ -57,7 +57,7 @@ def feishu_feed(*, bot_id: str, open_id: str) -> Feed:
 
 
 async def bot_events(request: HttpRequest, bot_id: str) -> HttpResponse:
-    """`events` action of /api/bots/{bot_id}/ (path and bearer checks already passed in bots.views)."""
+    """`events` action of /api/bots/{bot_id}/ (path and bearer checks passed in dispatch.py)."""
     if request.method != "GET":
         return method_not_allowed(request)
     return event_stream_response(request, bot_feed(bot_id))
