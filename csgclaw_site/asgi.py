@@ -60,12 +60,12 @@ class ReusedThreadASGIHandler(ASGIHandler):
 def get_application():
     """Like django.core.asgi.get_asgi_application(), with the reused-thread handler behind the body limits.
 
-    Under Daphne the limits also apply at the socket (security.md S6, S7.1): see csgclaw_site.daphne_guards.
+    Under Daphne the limits also apply at the socket (security.md S6, S7.1): see server.daphne_guards.
     """
     django.setup(set_prefix=False)
     # Imported once settings are loaded: they use Django REST framework, which reads them at import.
-    from csgclaw_site import daphne_guards
-    from csgclaw_site.asgi_guards import BodyLimitMiddleware
+    from server import daphne_guards
+    from server.asgi_guards import BodyLimitMiddleware
 
     daphne_guards.install()
     return BodyLimitMiddleware(ReusedThreadASGIHandler())

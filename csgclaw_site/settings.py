@@ -89,10 +89,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Host check, cross-site writes and remote credentials (security.md S3, S4), before anything else.
-    "csgclaw_site.middleware.AccessMiddleware",
+    "server.middleware.AccessMiddleware",
     "core.http.ApiErrorMiddleware",
     # Sessions, auth, CSRF, messages and security headers, for the admin and the web page only.
-    "csgclaw_site.middleware.SitePagesMiddleware",
+    "server.middleware.SitePagesMiddleware",
 ]
 # The admin's checks look for its middleware by name in MIDDLEWARE; SitePagesMiddleware runs them.
 SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
@@ -187,7 +187,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CSGCLAW_SSE_HEARTBEAT = env.float("CSGCLAW_SSE_HEARTBEAT", default=15.0)
 CSGCLAW_SSE_MAX_LIFETIME = env.float("CSGCLAW_SSE_MAX_LIFETIME", default=1800.0)
 # Open streams per process (security.md S7.2): each holds a doorbell, a task and up to 1 MiB of
-# unsent frames (csgclaw_site.daphne_guards); one more gets 503 `too many open streams`.
+# unsent frames (server.daphne_guards); one more gets 503 `too many open streams`.
 CSGCLAW_SSE_MAX_STREAMS = env.int("CSGCLAW_SSE_MAX_STREAMS", default=2000)
 # A lost doorbell (another process without Redis) costs at most this much latency.
 CSGCLAW_SSE_POLL_INTERVAL = env.float("CSGCLAW_SSE_POLL_INTERVAL", default=5.0)

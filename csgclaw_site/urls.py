@@ -11,10 +11,10 @@ from bots.participants import llm as participant_llm
 from bots.participants import views as participant_views
 from bots.rest import views as bots_api
 from core import http
-from csgclaw_site import login
 from im import pages as im_pages
 from im import streams as im_streams
 from im import views as im
+from server import login
 
 handler404 = "core.http.handler404"
 handler500 = "core.http.handler500"

@@ -1,4 +1,4 @@
-"""The server process: start-up checks, the runserver, serve, onboard and bootstrap_manager commands."""
+"""The server process: start-up, runserver, serve, onboard, bootstrap_manager and the site guards."""
 
 from django.apps import AppConfig
 

@@ -27,9 +27,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core.db.threads import KeptConnectionThreads
+from core.flow import Connection, current_connection
 from core.http import ONE_MIB, clean_text, error_response
 from core.sse import CONNECTED, PING, sse_frame, sse_response
-from csgclaw_site.flow import Connection, current_connection
 from im.realtime.broker import broker
 from im.realtime.eventlog import (
     EventSelection,

@@ -9,8 +9,8 @@ import gc
 import pytest
 from asgiref.sync import sync_to_async
 
+from core.flow import current_connection
 from core.sse import CONNECTED
-from csgclaw_site.flow import current_connection
 from im.realtime import sse
 from im.realtime import tail as tail_module
 from im.realtime.eventlog import EventSelection, event_newest_seq

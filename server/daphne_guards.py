@@ -5,7 +5,7 @@ Both need Daphne's protocol object, not the ASGI application: Twisted reads a wh
 `Request.content` (a temporary file past 100 kB) before Daphne calls the application at all, and Daphne's
 ASGI `send` returns as soon as a frame is appended to Twisted's write buffer, which grows without bound
 while a client does not read. The request therefore offers itself as the application task's
-`csgclaw_site.flow.current_connection`; the SSE generator (im.realtime.sse) waits on it.
+`core.flow.current_connection`; the SSE generator (im.realtime.sse) waits on it.
 
 `install()` makes Daphne build these requests; csgclaw_site.asgi calls it, so
 `daphne csgclaw_site.asgi:application`, `manage.py runserver` and `manage.py serve` all get it.
@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 from daphne import http_protocol
 
+from core.flow import current_connection
 from core.http import BODY_TOO_LARGE_TEXT, ONE_MIB, accepts_json, body_limit, error_content
-from csgclaw_site.flow import current_connection
 
 logger = logging.getLogger("csgclaw.http")
 

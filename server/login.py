@@ -18,8 +18,8 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from core.http import error_response, method_not_allowed
-from csgclaw_site import access
 from csgclaw_site.credentials import is_server_token
+from server import access
 
 WRONG_CREDENTIALS_TEXT = "wrong token or password"
 TOO_MANY_ATTEMPTS_TEXT = "too many attempts"

@@ -1,7 +1,7 @@
 """Who may call the server (security.md S3, S4): the Host check, cross-site writes and remote callers.
 
-The rules only look at the request; csgclaw_site.middleware applies them before any view runs, and
-csgclaw_site.login issues the session that S4 accepts besides a bearer token.
+The rules only look at the request; server.middleware applies them before any view runs, and
+server.login issues the session that S4 accepts besides a bearer token.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ _LOOPBACK_PEERS = frozenset({"127.0.0.1", "::1"})
 # A token login stores an HMAC of the server token, never the token: changing [server].access_token ends
 # every session that was opened with the old one.
 TOKEN_SESSION_KEY = "_csgclaw_token_login"
+# The salt keeps the module's former name: a new salt would end every token session on upgrade.
 _TOKEN_MARK_SALT = "csgclaw_site.access.token_login"
 
 
@@ -143,7 +144,7 @@ def unauthenticated_answer(request: HttpRequest) -> HttpResponse:
 def session_allows(request: HttpRequest) -> bool:
     """True when the request's session cookie belongs to a live `/login` session.
 
-    API paths run without Django's session middleware (csgclaw_site.middleware), so the session is
+    API paths run without Django's session middleware (server.middleware), so the session is
     loaded here, and only for the non-local requests that carry no bearer.
     """
     session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)

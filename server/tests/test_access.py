@@ -17,11 +17,10 @@ from django.core.management.base import OutputWrapper
 
 from core.config import clear_config_cache, default_config
 from core.config import hosts as hosts_module
-from csgclaw_site import login
 from im.identity import ADMIN_ID
 from im.models import Room
 from im.tests.factories import make_agent, make_user, post_json
-from server import startup
+from server import login, startup
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 

@@ -2,7 +2,7 @@
 
 The ASGI server knows how much of a response its socket has not taken yet; the application does not,
 because Daphne's `send` returns as soon as a frame is in Twisted's (unbounded) write buffer. Daphne's
-request (csgclaw_site.daphne_guards) sets `current_connection` for the application task it starts, so a
+request (server.daphne_guards) sets `current_connection` for the application task it starts, so a
 stream can wait for its client, or give up on it. Elsewhere (other servers, in-process tests) it is None.
 """
 

@@ -1,6 +1,6 @@
 """ASGI middleware around the Django application: request bodies over a route's limit are refused (S6).
 
-Under Daphne, csgclaw_site.daphne_guards refuses them already, before Twisted reads them; this layer keeps
+Under Daphne, server.daphne_guards refuses them already, before Twisted reads them; this layer keeps
 the rule for any ASGI server that streams bodies to the application, and it is what stops Django's
 `read_body` from spooling more than the limit: an announced length over it is answered without a single
 `receive()`, and a body without one is counted chunk by chunk and cut off once it passes the limit.

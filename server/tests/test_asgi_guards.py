@@ -6,9 +6,9 @@ import pytest
 from channels.testing import ApplicationCommunicator
 
 from core.http import DEFAULT_BODY_LIMIT, LLM_BODY_LIMIT, body_limit
-from csgclaw_site.asgi_guards import BodyLimitMiddleware
-from csgclaw_site.daphne_guards import request_target_path
 from csgclaw_site.tests.asgi_scope import http_scope
+from server.asgi_guards import BodyLimitMiddleware
+from server.daphne_guards import request_target_path
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -5,7 +5,7 @@ Under ASGI every built-in Django middleware costs two thread hops per request. T
 sessions, auth, CSRF, messages and the security/clickjacking headers serve only `/admin/`, `/` and
 `/login`; skipping them on `/api/` and `/healthz` keeps the streams and the LLM proxy on the event loop.
 The one API caller that needs a session, a remote browser without a bearer, has it loaded by
-csgclaw_site.access.
+server.access.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.module_loading import import_string
 
-from csgclaw_site import access
+from server import access
 
 SITE_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",
