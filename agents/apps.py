@@ -1,4 +1,4 @@
-"""The agents app: agents, model profiles, the sandbox lifecycle, and the server's management commands."""
+"""The agents app: agents, model profiles, the sandbox lifecycle, and which credential a bearer token is."""
 
 from django.apps import AppConfig
 

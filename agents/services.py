@@ -13,6 +13,7 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
 
 from agents import lifecycle
+from agents.credentials import forget_agent_tokens
 from agents.models import NAME_MAX, Agent, AgentRole, AgentRuntime, AgentStatus, new_api_token
 from agents.selectors import agent_find
 from agents.serializers import AgentSerializer
@@ -20,7 +21,6 @@ from bots.bindings import binding_upsert, bindings_delete_for_agent
 from bots.models import Bot, BotChannel
 from core.config import Config, ConfigError, ResolvedModel, resolve_model
 from core.errors import Conflict, DomainError, Invalid, NotFound, UpstreamFailed
-from csgclaw_site.credentials import forget_agent_tokens
 from im import events
 from im import services as im_services
 from im.identity import ADMIN_ID, MANAGER_ID, agent_slug
@@ -338,7 +338,7 @@ def agent_record_delete(*, agent_id: str) -> bool:
     bindings_delete_for_agent(agent_id=agent.id)
     last_state = AgentSerializer(agent).data
     agent.delete()
-    # A cached token of the deleted agent must not outlive it (csgclaw_site/credentials.py).
+    # A cached token of the deleted agent must not outlive it (agents/credentials.py).
     transaction.on_commit(forget_agent_tokens)
     events.event_append(type=events.AGENT_UPDATED, payload={"agent": {**last_state, "status": "deleted"}})
     return True

@@ -6,9 +6,9 @@ from django.http import HttpResponse
 from rest_framework.response import Response
 
 from agents import lifecycle, selectors, services
+from agents.credentials import auth_disabled, bearer_token, is_server_token
 from agents.serializers import AgentSerializer
 from core.http import ApiError, ApiView, parse_json_body, query_value, request_locale
-from csgclaw_site.credentials import auth_disabled, bearer_token, is_server_token
 from im.serializers import format_time
 
 

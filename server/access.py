@@ -18,8 +18,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.crypto import salted_hmac
 
-from core.http import error_response
-from csgclaw_site.credentials import (
+from agents.credentials import (
     acredential_kind,
     auth_disabled,
     bearer_token,
@@ -27,6 +26,7 @@ from csgclaw_site.credentials import (
     is_server_token,
     server_config,
 )
+from core.http import error_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 INVALID_HOST_TEXT = "invalid host header"

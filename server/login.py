@@ -17,8 +17,8 @@ from django.middleware.csrf import rotate_token
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from agents.credentials import is_server_token
 from core.http import error_response, method_not_allowed
-from csgclaw_site.credentials import is_server_token
 from server import access
 
 WRONG_CREDENTIALS_TEXT = "wrong token or password"

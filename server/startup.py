@@ -17,6 +17,7 @@ from django.core.management.base import CommandError, OutputWrapper
 from django.db import connections
 from django.utils import timezone
 
+from agents.credentials import PLACEHOLDER_WARNING
 from agents.models import AgentStatus
 from agents.services import manager_ensure
 from core.config import (
@@ -36,7 +37,6 @@ from core.config import (
     validate_models,
 )
 from core.config.hosts import allowed_hosts, remote_login_url
-from csgclaw_site.credentials import PLACEHOLDER_WARNING
 from im import services as im_services
 
 logger = logging.getLogger("csgclaw.bootstrap")

@@ -7,10 +7,10 @@ from datetime import datetime
 import pytest
 from django.utils import timezone
 
+from agents import credentials
 from agents.models import Agent, AgentStatus
 from agents.tests.conftest import ACCESS_TOKEN
 from core.config import clear_config_cache
-from csgclaw_site import credentials
 from im import events
 from im.serializers import format_time
 from im.tests.factories import error_text, event_mark, events_after, post_json

@@ -1,6 +1,6 @@
 """Bearer authentication of the bot, participant and agent LLM routes: the server token or the agent's own.
 
-Which credential a token is lives in csgclaw_site/credentials.py (shared with the remote-caller check of
+Which credential a token is lives in agents/credentials.py (shared with the remote-caller check of
 security.md S4); this module adds the per-route rule of S2.2: an agent's token opens only its own routes.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
+from agents.credentials import PLACEHOLDER_TOKEN, auth_disabled, bearer_token, is_server_token
 from bots.llm.db import bridge_read
 from bots.selectors import agent_api_token
-from csgclaw_site.credentials import PLACEHOLDER_TOKEN, auth_disabled, bearer_token, is_server_token
 from im.selectors import is_lookup_id
 
 

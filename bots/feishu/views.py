@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
+from agents.credentials import auth_disabled, bearer_token, is_server_token
 from bots.feishu.relay import feishu_message_send
 from core.http import ApiError, ApiView, parse_json_body
-from csgclaw_site.credentials import auth_disabled, bearer_token, is_server_token
 
 
 class FeishuMessagesView(ApiView):

@@ -13,10 +13,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from agents import credentials
 from agents import services as agent_services
 from agents.models import Agent
 from core.config import clear_config_cache, get_config
-from csgclaw_site import credentials
 from sandbox import boxspec
 from sandbox.providers.fake import STATE_FILE_NAME
 

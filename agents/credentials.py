@@ -1,7 +1,7 @@
 """Which credential a bearer token is (security.md S1, S2): `credential_kind(token)` → server, agent or None.
 
 The one place that decides whether a presented token is the server token or some agent's own token.
-Import from here: `csgclaw_site.credentials.credential_kind` (sync: may read the database on a cache miss),
+Import from here: `agents.credentials.credential_kind` (sync: may read the database on a cache miss),
 `acredential_kind` (the same from async code: a hit costs no thread hop), `credential_agent_id` (whose
 token it is), `bearer_token` (the token of an `Authorization` header), `auth_disabled`
 (`[server].no_auth`, which callers respect themselves: S2 and S4 are off then) and `forget_agent_tokens`

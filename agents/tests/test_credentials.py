@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 
+from agents import credentials
 from agents.models import Agent, AgentRole
 from core.config import clear_config_cache
-from csgclaw_site import credentials
 
 pytestmark = [pytest.mark.timeout(30)]
 
