@@ -47,7 +47,7 @@ def _state_secret_key() -> str:
 def _allowed_hosts() -> list[str]:
     """The Host names of security.md S3.1 for this process's config and listen address.
 
-    `runserver`/`serve` compute them again once they know their addrport (agents/startup.py).
+    `runserver`/`serve` compute them again once they know their addrport (server/startup.py).
     """
     from core.config import ConfigError, default_config, effective_listen_addr, load_config
     from core.config.hosts import allowed_hosts
