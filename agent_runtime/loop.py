@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import deque
-from dataclasses import dataclass, field
 
 import httpx
 
@@ -15,25 +13,12 @@ from agent_runtime.history import SessionStore
 from agent_runtime.llm import LLMClient
 from agent_runtime.prompt import PromptBuilder
 from agent_runtime.tools import ToolBox
-from agent_runtime.turn import Turn
+from agent_runtime.turn import Conversation, Turn
 
 log = logging.getLogger("agent_runtime.agent")
 
 # A turn still running after 30 minutes is stuck (a tool or the model hangs); its room gets an error.
 TURN_TIMEOUT_SECONDS = 1800.0
-
-
-@dataclass
-class Conversation:
-    """One room or thread: messages waiting for a turn, and messages steering the running one."""
-
-    key: str
-    queue: deque[tuple[int, Inbound]] = field(default_factory=deque)
-    steering: deque[Inbound] = field(default_factory=deque)
-    notes: list[str] = field(default_factory=list)
-    running: bool = False
-    # True while the running turn can still take steering (it has no final answer yet).
-    steerable: bool = False
 
 
 class AgentLoop:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_runtime import prompt
 from agent_runtime.contracts import WORKER_ROLE, Inbound, SendResult, crash_point
@@ -15,7 +17,11 @@ from agent_runtime.llm import ContextTooLong, LLMError, Reply, ToolsRejected
 from agent_runtime.tools.base import ToolContext
 
 if TYPE_CHECKING:
-    from agent_runtime.loop import AgentLoop, Conversation
+    from agent_runtime.contracts import Journal, Outbox, RestClient, Settings
+    from agent_runtime.history import SessionStore
+    from agent_runtime.llm import LLMClient
+    from agent_runtime.prompt import PromptBuilder
+    from agent_runtime.tools import ToolBox
 
 log = logging.getLogger("agent_runtime.agent")
 
@@ -29,6 +35,41 @@ ERROR_PREFIX = "Error processing message: "
 CONTEXT_RETRIES = 2
 
 
+@dataclass
+class Conversation:
+    """One room or thread: messages waiting for a turn, and messages steering the running one."""
+
+    key: str
+    queue: deque[tuple[int, Inbound]] = field(default_factory=deque)
+    steering: deque[Inbound] = field(default_factory=deque)
+    notes: list[str] = field(default_factory=list)
+    running: bool = False
+    # True while the running turn can still take steering (it has no final answer yet).
+    steerable: bool = False
+
+
+class TurnHost(Protocol):
+    """What a turn uses of the loop that runs it: the loop imports turns, never the other way round."""
+
+    settings: Settings
+    outbox: Outbox
+    journal: Journal
+    rest: RestClient
+    llm: LLMClient
+    tools: ToolBox
+    prompt: PromptBuilder
+    sessions: SessionStore
+    turn_timeout: float
+
+    def report(self) -> None: ...
+
+    async def agent_name(self) -> str: ...
+
+    def link(self, origin: Inbound, *, room_id: str, thread_root_id: str, text: str) -> None: ...
+
+    def apply_notes(self, conversation: Conversation) -> None: ...
+
+
 def thread_context_text(frame: dict[str, Any]) -> str:
     summary = (frame.get("thread_context") or {}).get("summary") or {}
     if not summary:
@@ -40,7 +81,7 @@ def thread_context_text(frame: dict[str, Any]) -> str:
 class Turn:
     """Runs from the conversation's oldest queued message until its reply is sent."""
 
-    def __init__(self, loop: AgentLoop, conversation: Conversation, first: Inbound) -> None:
+    def __init__(self, loop: TurnHost, conversation: Conversation, first: Inbound) -> None:
         self.loop = loop
         self.settings = loop.settings
         self.conversation = conversation
