@@ -3,6 +3,9 @@
 Provider calls are synchronous and slow, so they never run inside a database transaction and never on
 the event loop. Work on one agent is serialised by a per-agent lock; background provisioning runs on a
 small thread pool started lazily in the server process.
+
+It sits below `agents.services` (which calls it) and above `agents.records`, whose row writes it uses:
+it never imports services.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
-from agents import services
 from agents.models import Agent, AgentStatus
+from agents.records import agent_status_record, manager_ensure
 from agents.selectors import agent_find, agent_get
 from core.config import (
     Config,
@@ -205,7 +208,7 @@ def _box_info(box: Box) -> BoxInfo:
 
 def _record_box(agent_id: str, info: BoxInfo) -> Agent | None:
     """Save what the box reports (state, detail, id); None when the agent was deleted meanwhile."""
-    return services.agent_status_record(
+    return agent_status_record(
         agent_id=agent_id, status=info.state, status_detail=info.detail, box_id=info.id
     )
 
@@ -290,9 +293,7 @@ def provision(agent_id: str) -> Agent | None:
                 _unavailable[agent_id] = detail
             else:
                 _unavailable.pop(agent_id, None)
-            return services.agent_status_record(
-                agent_id=agent_id, status=AgentStatus.FAILED, status_detail=detail
-            )
+            return agent_status_record(agent_id=agent_id, status=AgentStatus.FAILED, status_detail=detail)
 
 
 def _failure_detail(prefix: str, exc: BaseException) -> str:
@@ -327,7 +328,7 @@ def manager_box_hint(config: Config, manager: Agent) -> str:
 
 def provisioning_queue(agent_id: str) -> None:
     """Mark the agent `creating` and provision it after the caller's transaction commits."""
-    services.agent_status_record(agent_id=agent_id, status=AgentStatus.CREATING)
+    agent_status_record(agent_id=agent_id, status=AgentStatus.CREATING)
 
     def start() -> None:
         if settings.CSGCLAW_SANDBOX_INLINE:
@@ -382,18 +383,18 @@ def manager_box_ensure(
     Never raises for box failures: the returned agent is `running` (or what the box reports) or `failed`
     with a `status_detail` saying why. `progress(elapsed_seconds)` is called while the box is being made.
     """
-    agent = services.manager_ensure(config=config)
+    agent = manager_ensure(config=config)
     if force:
         with agent_lock(agent.id):
             try:
                 _force_remove_manager_box(config, agent)
             except Exception as exc:
-                failed = services.agent_status_record(
+                failed = agent_status_record(
                     agent_id=agent.id, status=AgentStatus.FAILED, status_detail=f"{MANAGER_PREFIX}: {exc}"
                 )
                 return failed or agent
             Agent.objects.filter(pk=agent.id).update(box_id="")
-    services.agent_status_record(agent_id=agent.id, status=AgentStatus.CREATING)
+    agent_status_record(agent_id=agent.id, status=AgentStatus.CREATING)
     return _run_with_progress(lambda: provision(agent.id), progress) or agent_get(agent.id)
 
 
@@ -415,7 +416,7 @@ def agent_start(*, agent_id: str) -> tuple[Agent, bool]:
                     box.start()
                     info = _box_info(box)
         except (SandboxError, ConfigError) as exc:
-            services.agent_status_record(
+            agent_status_record(
                 agent_id=agent.id,
                 status=AgentStatus.FAILED,
                 status_detail=_failure_detail("start agent", exc),
@@ -444,7 +445,7 @@ def agent_stop(*, agent_id: str) -> Agent:
                 box.stop()
                 info = _box_info(box)
         except (SandboxError, ConfigError) as exc:
-            services.agent_status_record(
+            agent_status_record(
                 agent_id=agent.id, status=AgentStatus.UNKNOWN, status_detail=f"stop agent: {exc}"
             )
             raise UpstreamFailed(f"stop agent: {exc}") from exc
@@ -534,9 +535,7 @@ def agents_status_refresh(agents: list[Agent]) -> list[Agent]:
                 None,
             )
         _refreshed_at[agent.id] = time.monotonic()
-        recorded = services.agent_status_record(
-            agent_id=agent.id, status=status, status_detail=detail, box_id=box_id
-        )
+        recorded = agent_status_record(agent_id=agent.id, status=status, status_detail=detail, box_id=box_id)
         if recorded is not None:
             refreshed[agent.id] = recorded
     return [refreshed.get(agent.id, agent) for agent in agents]

@@ -1,4 +1,8 @@
-"""Writes of agents: the manager record, IM identities, and (with the sandbox) the box lifecycle."""
+"""Writes of agents that callers use: workers, IM identities, deletion and token rotation.
+
+The top of the agents app: it calls the box operations in `agents.lifecycle`, and both use the row
+writes in `agents.records` (status, manager record), so no import runs back up.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,11 @@ from django.db.models import Q
 from agents import lifecycle
 from agents.credentials import forget_agent_tokens
 from agents.models import NAME_MAX, Agent, AgentRole, AgentRuntime, AgentStatus, new_api_token
+from agents.records import MANAGER_NAME, ProfileSnapshot, agent_status_record
 from agents.selectors import agent_find
 from agents.serializers import AgentSerializer
 from bots.bindings import binding_upsert, bindings_delete_for_agent
-from bots.models import Bot, BotChannel
-from core.config import Config, ConfigError, ResolvedModel, resolve_model
+from core.config import Config, ConfigError, resolve_model
 from core.errors import Conflict, DomainError, Invalid, NotFound, UpstreamFailed
 from im import events
 from im import services as im_services
@@ -30,73 +34,6 @@ from im.services import check_length
 from sandbox.providers.base import BoxNotFound, SandboxError
 
 logger = logging.getLogger("csgclaw.agents")
-
-MANAGER_NAME = "manager"
-
-
-@dataclass(frozen=True)
-class ProfileSnapshot:
-    """The resolved model fields stored on an agent when it is created or re-ensured."""
-
-    profile: str = ""
-    provider: str = ""
-    model_id: str = ""
-    reasoning_effort: str = ""
-
-    @classmethod
-    def of(cls, resolved: ResolvedModel) -> ProfileSnapshot:
-        return cls(resolved.selector, resolved.provider_type, resolved.model_id, resolved.reasoning_effort)
-
-    def apply_to(self, agent: Agent) -> None:
-        agent.profile, agent.provider = self.profile, self.provider
-        agent.model_id, agent.reasoning_effort = self.model_id, self.reasoning_effort
-
-
-def default_profile(config: Config) -> ProfileSnapshot:
-    """The default model's snapshot, or an empty one while [models] cannot resolve a default."""
-    try:
-        return ProfileSnapshot.of(resolve_model(config))
-    except ConfigError:
-        return ProfileSnapshot()
-
-
-def emit_agent_updated(agent: Agent, *, status: str | None = None) -> None:
-    payload = AgentSerializer(agent).data
-    if status is not None:
-        payload["status"] = status
-    events.event_append(type=events.AGENT_UPDATED, payload={"agent": payload})
-
-
-@transaction.atomic
-def manager_ensure(*, config: Config, status: str = "", status_detail: str = "") -> Agent:
-    """The manager agent row (`u-manager`) and its csgclaw bot binding; idempotent.
-
-    Image and profile follow the current config; `status`/`status_detail`, when given, are recorded.
-    The binding is only created when missing: its name is the one a bot request gave it (http-api.md
-    §2.5, §7.2), `manager` only when this call creates it.
-    """
-    agent = Agent.objects.select_for_update().filter(pk=MANAGER_ID).first()
-    before = AgentSerializer(agent).data if agent is not None else None
-    if agent is None:
-        agent = Agent(id=MANAGER_ID, name=MANAGER_NAME, slug=MANAGER_NAME, role=AgentRole.MANAGER)
-    agent.image = config.bootstrap.manager_image
-    default_profile(config).apply_to(agent)
-    if status:
-        agent.status, agent.status_detail = status, status_detail
-    agent.save()
-    Bot.objects.get_or_create(
-        channel=BotChannel.CSGCLAW,
-        bot_id=MANAGER_ID,
-        defaults={
-            "name": MANAGER_NAME,
-            "role": AgentRole.MANAGER,
-            "agent_id": MANAGER_ID,
-            "user_id": MANAGER_ID,
-        },
-    )
-    if AgentSerializer(agent).data != before:
-        emit_agent_updated(agent)
-    return agent
 
 
 @dataclass(frozen=True)
@@ -142,24 +79,6 @@ def agent_join_room(*, agent_id: str, room_id: str, inviter_id: str = "", locale
     im_services.room_add_agent(
         room_id=room_id, agent_user_id=identity.user.id, inviter_id=inviter_id, locale=locale
     )
-    return agent
-
-
-@transaction.atomic
-def agent_status_record(
-    *, agent_id: str, status: str, status_detail: str = "", box_id: str | None = None
-) -> Agent | None:
-    """Save a box status change and announce it; None when the agent was deleted meanwhile."""
-    agent = Agent.objects.select_for_update().filter(pk=agent_id).first()
-    if agent is None:
-        return None
-    changed = (agent.status, agent.status_detail) != (status, status_detail)
-    agent.status, agent.status_detail = status, status_detail
-    if box_id is not None and box_id != agent.box_id:
-        agent.box_id, changed = box_id, True
-    if changed:
-        agent.save(update_fields=["status", "status_detail", "box_id", "updated_at"])
-        emit_agent_updated(agent)
     return agent
 
 

@@ -8,13 +8,13 @@ from django.db import transaction
 
 from agents import lifecycle
 from agents.models import NAME_MAX, Agent, AgentRole, AgentStatus
+from agents.records import manager_ensure
 from agents.selectors import agent_find
 from agents.services import (
     WORKER_DESCRIPTION_MAX,
     agent_create,
     agent_delete,
     agent_im_identity_ensure,
-    manager_ensure,
 )
 from bots.bindings import binding_upsert
 from bots.feishu.client import FeishuError, feishu_app_configured, feishu_bot_info

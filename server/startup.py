@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from agents.credentials import PLACEHOLDER_WARNING
 from agents.models import AgentStatus
-from agents.services import manager_ensure
+from agents.records import manager_ensure
 from core.config import (
     DEFAULT_ACCESS_TOKEN,
     Config,

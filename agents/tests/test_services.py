@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents import services
+from agents import records, services
 from agents.models import Agent, AgentRole, AgentStatus
 from bots.bindings import binding_upsert
 from bots.models import Bot, BotChannel
@@ -382,9 +382,9 @@ def test_identity_ensure_refuses_a_handle_of_another_user():
 def test_manager_ensure_creates_the_manager_and_its_bot_once(agent_config):
     mark = event_mark()
 
-    manager = services.manager_ensure(config=agent_config)
+    manager = records.manager_ensure(config=agent_config)
     after_first = event_mark()
-    again = services.manager_ensure(config=agent_config)
+    again = records.manager_ensure(config=agent_config)
 
     assert (manager.id, manager.name, manager.slug, manager.role) == (
         MANAGER_ID,
@@ -408,7 +408,7 @@ def test_manager_ensure_creates_the_manager_and_its_bot_once(agent_config):
 
 @pytest.mark.django_db
 def test_manager_ensure_leaves_an_existing_manager_binding_as_it_is(agent_config):
-    services.manager_ensure(config=agent_config)
+    records.manager_ensure(config=agent_config)
     # What `POST /api/v1/bots {"name": "Boss", "role": "manager"}` stores (http-api.md §7.2).
     binding_upsert(
         bot_id=MANAGER_ID,
@@ -419,7 +419,7 @@ def test_manager_ensure_leaves_an_existing_manager_binding_as_it_is(agent_config
         description="runs things",
     )
 
-    services.manager_ensure(config=agent_config)
+    records.manager_ensure(config=agent_config)
 
     bot = Bot.objects.get(channel=BotChannel.CSGCLAW, bot_id=MANAGER_ID)
     assert (bot.name, bot.description) == ("Boss", "runs things")
@@ -427,10 +427,10 @@ def test_manager_ensure_leaves_an_existing_manager_binding_as_it_is(agent_config
 
 @pytest.mark.django_db
 def test_manager_ensure_recreates_a_deleted_manager_binding_with_the_onboarding_name(agent_config):
-    services.manager_ensure(config=agent_config)
+    records.manager_ensure(config=agent_config)
     Bot.objects.all().delete()
 
-    services.manager_ensure(config=agent_config)
+    records.manager_ensure(config=agent_config)
 
     bot = Bot.objects.get(channel=BotChannel.CSGCLAW, bot_id=MANAGER_ID)
     assert (bot.name, bot.role, bot.agent_id, bot.user_id) == ("manager", "manager", MANAGER_ID, MANAGER_ID)
@@ -438,12 +438,12 @@ def test_manager_ensure_recreates_a_deleted_manager_binding_with_the_onboarding_
 
 @pytest.mark.django_db
 def test_manager_ensure_follows_the_config_and_records_a_given_status(agent_config, write_config):
-    services.manager_ensure(config=agent_config)
+    records.manager_ensure(config=agent_config)
     changed = write_config(default="remote.qwen2.5:7b")
     changed.bootstrap.manager_image = "registry.test/picoclaw:next"
     mark = event_mark()
 
-    manager = services.manager_ensure(config=changed, status="unknown", status_detail="box was skipped")
+    manager = records.manager_ensure(config=changed, status="unknown", status_detail="box was skipped")
 
     assert (manager.image, manager.model_id) == ("registry.test/picoclaw:next", "qwen2.5:7b")
     assert (manager.status, manager.status_detail) == ("unknown", "box was skipped")
@@ -455,7 +455,7 @@ def test_manager_ensure_follows_the_config_and_records_a_given_status(agent_conf
 def test_manager_ensure_without_a_resolvable_default_keeps_an_empty_profile(write_config):
     config = write_config(providers={}, default="")
 
-    manager = services.manager_ensure(config=config)
+    manager = records.manager_ensure(config=config)
 
     assert (manager.profile, manager.provider, manager.model_id) == ("", "", "")
 
@@ -468,9 +468,9 @@ def test_status_record_saves_and_announces_only_changes():
     make_worker()
     mark = event_mark()
 
-    changed = services.agent_status_record(agent_id="u-alice", status="running", box_id="box-1")
-    unchanged = services.agent_status_record(agent_id="u-alice", status="running", box_id="box-1")
-    kept_box = services.agent_status_record(agent_id="u-alice", status="stopped", status_detail="bye")
+    changed = records.agent_status_record(agent_id="u-alice", status="running", box_id="box-1")
+    unchanged = records.agent_status_record(agent_id="u-alice", status="running", box_id="box-1")
+    kept_box = records.agent_status_record(agent_id="u-alice", status="stopped", status_detail="bye")
 
     assert (changed.status, changed.box_id) == ("running", "box-1")
     assert unchanged.status == "running"
@@ -482,5 +482,5 @@ def test_status_record_saves_and_announces_only_changes():
 def test_status_record_of_a_deleted_agent_is_none():
     mark = event_mark()
 
-    assert services.agent_status_record(agent_id="u-gone", status="running") is None
+    assert records.agent_status_record(agent_id="u-gone", status="running") is None
     assert event_types_after(mark) == []

@@ -10,7 +10,7 @@ import pytest
 
 from agents import lifecycle
 from agents.models import Agent, AgentRole, AgentStatus
-from agents.services import manager_ensure
+from agents.records import manager_ensure
 from bots.models import Bot, BotChannel
 from im import events
 from im.identity import ADMIN_ID, MANAGER_ID

@@ -16,7 +16,7 @@ import respx
 
 from agents import lifecycle
 from agents.models import Agent, AgentRole, AgentStatus
-from agents.services import manager_ensure
+from agents.records import manager_ensure
 from bots.feishu import client as feishu
 from bots.models import Bot, BotChannel
 from core.config import ConfigError, clear_config_cache, get_config, resolve_model

@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from agents import credentials
+from agents import records as agent_records
 from agents import services as agent_services
 from agents.models import Agent
 from core.config import clear_config_cache, get_config
@@ -91,7 +92,7 @@ async def team(write_config) -> dict[str, str]:
 
     def create() -> dict[str, str]:
         config = get_config()
-        manager = agent_services.manager_ensure(config=config)
+        manager = agent_records.manager_ensure(config=config)
         alice = agent_services.agent_create(config=config, name="alice")
         return {"manager": manager.api_token, "alice": box_token(alice)}
 

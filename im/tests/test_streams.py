@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
+from agents import records as agent_records
 from agents import services as agent_services
 from im import events, services
 from im.identity import ADMIN_ID, MANAGER_ID
@@ -131,7 +132,7 @@ def emit_every_im_event_type() -> None:
     services.room_invite(room_id=room.id, inviter_id=ADMIN_ID, user_ids=["u-alice"])
     services.message_send(room_id=room.id, sender_id=ADMIN_ID, content='@alice 你好, "quoted"\nsecond line')
     with transaction.atomic():
-        agent_services.emit_agent_updated(alice)
+        agent_records.emit_agent_updated(alice)
     services.room_delete(room_id=room.id)
     services.user_delete(user_id="u-alice")
 

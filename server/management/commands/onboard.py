@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, OutputWrapper
 
 from agents.models import AgentStatus
-from agents.services import manager_ensure
+from agents.records import manager_ensure
 from core.config import (
     Config,
     ConfigError,
