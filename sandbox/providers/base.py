@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Literal, Protocol
+from typing import IO, Literal, ParamSpec, Protocol, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 BoxState = Literal["unknown", "created", "running", "stopped", "exited"]
 
@@ -27,6 +31,28 @@ class BoxNotFound(SandboxError):
 
 class SandboxUnavailable(SandboxError):
     """The sandbox runtime is missing or unreachable."""
+
+
+def reported_as(op: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Providers raise only SandboxError (sandbox.md §2): any other failure of `op` becomes `<op>: <error>`.
+
+    The host is full of ways to fail (a full disk, a file where a directory belongs, a pid from a damaged
+    state file); each must reach the agent's status_detail, not escape as a traceback.
+    """
+
+    def decorate(operation: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(operation)
+        def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return operation(*args, **kwargs)
+            except SandboxError:
+                raise
+            except Exception as error:
+                raise SandboxError(f"{op}: {error}") from error
+
+        return run
+
+    return decorate
 
 
 @dataclass

@@ -32,9 +32,10 @@ from sandbox.providers.base import (
     SandboxUnavailable,
     ensure_dir,
     first_line,
+    reported_as,
     write_private_file,
 )
-from sandbox.providers.local_box import LocalBox, reported_as
+from sandbox.providers.local_box import LocalBox
 from sandbox.providers.local_host import (
     box_process_env,
     bwrap_arguments,

@@ -2,51 +2,56 @@
 
 from __future__ import annotations
 
-import functools
 import shutil
 import subprocess
-from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, ParamSpec, TypeVar
+from pathlib import Path
+from typing import IO, Any, Protocol
 
 from sandbox.agent_home import log_tail
 from sandbox.boxspec import GUEST_HOME
-from sandbox.providers.base import BoxInfo, SandboxError, SandboxUnavailable, parse_timestamp
+from sandbox.providers.base import (
+    BoxInfo,
+    BoxState,
+    SandboxError,
+    SandboxUnavailable,
+    parse_timestamp,
+    reported_as,
+)
 from sandbox.providers.local_host import process_alive
-from sandbox.providers.local_runtime import choice_from_record
-
-if TYPE_CHECKING:
-    from sandbox.providers.local import LocalRuntime
-
-P = ParamSpec("P")
-T = TypeVar("T")
+from sandbox.providers.local_runtime import RuntimeChoice, choice_from_record
 
 EXEC_TIMEOUT = 60.0
 
 
-def reported_as(op: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
-    """Providers raise only SandboxError (sandbox.md §2): any other failure of `op` becomes `<op>: <error>`.
+class LocalBoxHost(Protocol):
+    """What a box needs of the runtime that holds it (`local.LocalRuntime`).
 
-    The host is full of ways to fail (a full disk, a file where a directory belongs, a pid from a damaged
-    state file); each must reach the agent's status_detail, not escape as a traceback.
+    A protocol rather than an import of that class: local.py builds boxes, so it imports this module,
+    and the arrow must not run back.
     """
 
-    def decorate(operation: Callable[P, T]) -> Callable[P, T]:
-        @functools.wraps(operation)
-        def run(*args: P.args, **kwargs: P.kwargs) -> T:
-            try:
-                return operation(*args, **kwargs)
-            except SandboxError:
-                raise
-            except Exception as error:
-                raise SandboxError(f"{op}: {error}") from error
+    agent_home: Path
+    box_home: Path
 
-        return run
+    def load(self, id_or_name: str) -> dict[str, Any]: ...
 
-    return decorate
+    def read_record(self, id_or_name: str) -> dict[str, Any]: ...
+
+    def spawn(self, record: dict[str, Any]) -> None: ...
+
+    def terminate(self, record: dict[str, Any], *, force: bool, timeout: float | None) -> None: ...
+
+    def state_of(self, record: dict[str, Any]) -> BoxState: ...
+
+    def status_detail(self, record: dict[str, Any]) -> str: ...
+
+    def box_command(
+        self, record: dict[str, Any], choice: RuntimeChoice, bwrap: str | None, argv: list[str]
+    ) -> tuple[list[str], dict[str, str]]: ...
 
 
 class LocalBox:
-    def __init__(self, runtime: LocalRuntime, box_id: str) -> None:
+    def __init__(self, runtime: LocalBoxHost, box_id: str) -> None:
         self.runtime = runtime
         self.box_id = box_id
 
