@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from core.ids import strip_participant_id
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, UserRole
 from im.selectors import existing_user_ids, is_lookup_id
@@ -18,19 +19,7 @@ from im.selectors import existing_user_ids, is_lookup_id
 ADMIN_ALIASES = frozenset({"admin", ADMIN_ID, "user-admin", "pt-admin"})
 MANAGER_ALIASES = frozenset({"manager", MANAGER_ID, "user-manager", "pt-manager", "agent-manager"})
 
-# Order matters: `strip` tries them in this order on every round (participants.md §1.2).
-_STRIP_PREFIXES = ("user-", "agent-", "pt-", "u-")
 _AT_OPEN = re.compile(r'<at user_id="([^"]+)">')
-
-
-def strip_participant_id(value: str) -> str:
-    """Trim, then drop one known prefix per round until none is left: `u-agent-bob` → `bob`."""
-    value = value.strip()
-    while True:
-        prefix = next((p for p in _STRIP_PREFIXES if value.startswith(p)), None)
-        if prefix is None:
-            return value
-        value = value[len(prefix) :]
 
 
 def _agent_user_for(alias: str, agent_users: list[ChatUser]) -> str | None:

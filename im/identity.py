@@ -6,8 +6,10 @@ import re
 import threading
 import time
 
-ADMIN_ID = "u-admin"
-MANAGER_ID = "u-manager"
+# The IM's two fixed users are ids every layer knows, so they live on the floor; re-exported for im.
+from core.ids import ADMIN_ID as ADMIN_ID
+from core.ids import MANAGER_ID as MANAGER_ID
+
 ADMIN_ACCENT = "#dc2626"
 MANAGER_ACCENT = "#0f766e"
 FALLBACK_INITIALS = "WK"

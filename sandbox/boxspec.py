@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from core.ids import participant_id_of, strip_participant_id
 from sandbox.agent_home import agent_home_ensure, directory_ensure, file_write
 from sandbox.providers.base import BoxSpec, Mount
 
@@ -77,30 +78,14 @@ def llm_base_url(base_url: str, agent_id: str) -> str:
     return f"{base_url.rstrip('/')}/api/v1/agents/{agent_id}/llm"
 
 
-# Removed one at a time, in this order, until none matches (participants.md §1.2).
-_ID_PREFIXES = ("user-", "agent-", "pt-", "u-")
-
-
-def strip_id(value: str) -> str:
-    """`strip(x)` of participants.md §1.2: `u-agent-bob` → `bob`, `pt-Alice` → `Alice`."""
-    value = value.strip()
-    while True:
-        prefix = next((prefix for prefix in _ID_PREFIXES if value.startswith(prefix)), None)
-        if prefix is None:
-            return value
-        value = value[len(prefix) :]
-
-
 def participant_id(agent_id: str) -> str:
-    """The participant id of participants.md §1.2, kept here because sandbox must not import bots."""
-    if agent_id == MANAGER_AGENT_ID:
-        return "pt-manager"
-    return "pt-" + strip_id(agent_id)
+    """The participant id of participants.md §1.2 that a box is told it is."""
+    return participant_id_of(agent_id)
 
 
 def feishu_app_for(agent_id: str, apps: Mapping[str, Any]) -> Any | None:
     """The Feishu app table for the agent: `<id>`, then `u-<strip(id)>`, then `<strip(id)>` (§2.8)."""
-    stripped = strip_id(agent_id)
+    stripped = strip_participant_id(agent_id)
     for name in (agent_id, f"u-{stripped}", stripped):
         if name in apps:
             return apps[name]

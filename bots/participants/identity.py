@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.models import Agent, AgentRole
-from im.aliases import ADMIN_ALIASES, MANAGER_ALIASES, strip_participant_id
+from core.ids import ADMIN_PARTICIPANT_ID, PARTICIPANT_PREFIX, participant_id_of, strip_participant_id
+from im.aliases import ADMIN_ALIASES, MANAGER_ALIASES
 from im.identity import ADMIN_ID, MANAGER_ID
 
 __all__ = [
@@ -16,19 +17,6 @@ __all__ = [
     "participant_resolve",
     "strip_participant_id",
 ]
-
-ADMIN_PARTICIPANT_ID = "pt-admin"
-MANAGER_PARTICIPANT_ID = "pt-manager"
-PARTICIPANT_PREFIX = "pt-"
-
-
-def participant_id_of(user_or_agent_id: str) -> str:
-    """The participant id of a user or agent id (§1.2); case is preserved."""
-    if user_or_agent_id == ADMIN_ID:
-        return ADMIN_PARTICIPANT_ID
-    if user_or_agent_id == MANAGER_ID:
-        return MANAGER_PARTICIPANT_ID
-    return PARTICIPANT_PREFIX + strip_participant_id(user_or_agent_id)
 
 
 @dataclass(frozen=True)
