@@ -8,6 +8,7 @@ Memory is VmRSS of the server process (/proc/<pid>/status).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -38,8 +39,7 @@ async def read_everything(server) -> None:
         server.client(timeout=httpx.Timeout(60.0)) as client,
         client.stream("GET", IM_PATH, headers={"Last-Event-ID": "0"}) as response,
     ):
-        async for _ in response.aiter_raw():
-            pass
+        await response.aread()
 
 
 async def wait_for_log(server, text: str, *, count: int, seconds: float) -> None:
@@ -72,16 +72,15 @@ def drain_until_closed(sock: socket.socket, *, seconds: float) -> bytes:
     sock.settimeout(seconds)
     received = b""
     deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                return received
-            received += chunk
-    except ConnectionResetError:
-        return received
-    except TimeoutError:
-        pass
+    with contextlib.suppress(TimeoutError):
+        try:
+            while time.monotonic() < deadline:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    return received
+                received += chunk
+        except ConnectionResetError:
+            return received
     raise AssertionError(f"the server kept a stalled stream open ({len(received)} bytes read)")
 
 

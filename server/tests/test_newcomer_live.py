@@ -115,11 +115,9 @@ def test_make_run_on_a_fresh_clone_reaches_a_running_manager(clone: Path, newcom
         while True:
             assert server.poll() is None, f"make run exited {server.returncode}\n{log_tail()}"
             assert time.monotonic() < deadline, f"/healthz never answered\n{log_tail()}"
-            try:
+            with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{base}/healthz", timeout=2.0).status_code == 200:
                     break
-            except httpx.TransportError:
-                pass
             time.sleep(0.5)
 
         config_path = newcomer_home / ".csgclaw" / "config.toml"
