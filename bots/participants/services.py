@@ -65,14 +65,11 @@ def participant_message_send(
     room = im_selectors.room_find(room_id)
     if room is None:
         raise Invalid("room not found")
-    if thread_root_id and not (
-        im_selectors.is_lookup_id(thread_root_id)
-        and Message.objects.filter(room=room, message_id=thread_root_id).exists()
-    ):
+    if thread_root_id and not im_selectors.message_in_room_exists(room=room, message_id=thread_root_id):
         raise Invalid("thread root message not found")
     if message_id:
         _check_message_id(message_id)
-        existing = Message.objects.select_for_update().filter(message_id=message_id).first()
+        existing = im_selectors.message_find_for_update(message_id)
         if existing is not None:
             return im_services.message_replace(
                 message=_replaceable(existing, room=room, sender=sender), content=text, metadata=metadata
@@ -84,7 +81,7 @@ def participant_message_send(
             )
     except IntegrityError:
         # A concurrent send with the same message_id won the insert: this one is its replacement.
-        existing = Message.objects.select_for_update().filter(message_id=message_id).first()
+        existing = im_selectors.message_find_for_update(message_id)
         if not message_id or existing is None:
             raise
         return im_services.message_replace(
