@@ -19,8 +19,7 @@ import threading
 import time
 from typing import Literal
 
-from django.apps import apps
-
+from agents.models import Agent
 from core.config import (
     DEFAULT_ACCESS_TOKEN,
     ServerConfig,
@@ -150,12 +149,10 @@ def _remember(key: bytes, agent_id: str) -> None:
 
 
 def _agent_id_from_database(token: str) -> str | None:
-    # Looked up by name, not imported: this module sits below the apps (agents imports it, not the reverse).
-    agent_model = apps.get_model("agents", "Agent")
     try:
         # api_token is unique; get() needs no ORDER BY.
-        agent_id, stored = agent_model.objects.values_list("id", "api_token").get(api_token=token)
-    except agent_model.DoesNotExist:
+        agent_id, stored = Agent.objects.values_list("id", "api_token").get(api_token=token)
+    except Agent.DoesNotExist:
         return None
     # The index found the row; the comparison that decides is the constant-time one, and exact (a
     # case-insensitive collation must not let a differently cased token in).
