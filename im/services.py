@@ -309,14 +309,9 @@ def room_invite(
     inviter_id: str,
     user_ids: list[str] | None,
     locale: str = "",
-    path_room_id: str | None = None,
 ) -> Room:
-    """Append members to a group room (http-api.md §6.6; §6.5 passes the room id from the path)."""
+    """Append members to a group room (http-api.md §6.5, §6.6)."""
     room_id = room_id.strip()
-    if path_room_id is not None:
-        if room_id and room_id != path_room_id:
-            raise Invalid("room_id does not match path room id")
-        room_id = path_room_id
     if not room_id:
         raise Invalid("room_id is required")
     if inviter_id == "":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from rest_framework.response import Response
 
+from core.errors import Invalid
 from core.http import ApiView, parse_json_body, query_value, request_locale
 from im import selectors, services
 from im.realtime import eventlog
@@ -59,14 +60,19 @@ class RoomDetailView(ApiView):
         return Response(status=204)
 
 
-def _invite(request, *, path_room_id: str | None = None) -> Response:
+def _invite(request, *, room_in_path: str | None = None) -> Response:
+    """§6.5 names the room in the path; a body room_id, if any, must name the same one."""
     body = parse_json_body(request, strings=("room_id", "inviter_id", "locale"), string_lists=("user_ids",))
+    room_id = body.get("room_id", "")
+    if room_in_path is not None:
+        if room_id.strip() and room_id.strip() != room_in_path:
+            raise Invalid("room_id does not match path room id")
+        room_id = room_in_path
     room = services.room_invite(
-        room_id=body.get("room_id", ""),
+        room_id=room_id,
         inviter_id=body.get("inviter_id", ""),
         user_ids=body.get("user_ids"),
         locale=request_locale(request, body.get("locale", "")),
-        path_room_id=path_room_id,
     )
     return Response(RoomSerializer(room).data)
 
@@ -82,7 +88,7 @@ class RoomMembersView(ApiView):
         return Response(UserSerializer(selectors.room_members(room), many=True).data)
 
     def post(self, request, room_id: str):
-        return _invite(request, path_room_id=room_id)
+        return _invite(request, room_in_path=room_id)
 
 
 class UsersView(ApiView):
