@@ -1,12 +1,12 @@
-"""Django admin for agents: plain ORM edits, plus start/stop actions that go through the box lifecycle."""
+"""Django admin for agents and their bot bindings: plain ORM edits that emit no events (http-api.md §10.2),
+plus start/stop actions that go through the box lifecycle."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from agents import lifecycle
-from agents.models import Agent
-from bots.selectors import llm_usage_totals
+from agents.models import Agent, Bot
 from core.errors import DomainError
 
 
@@ -26,19 +26,8 @@ class AgentAdmin(admin.ModelAdmin):
     list_filter = ("role", "status", "runtime")
     search_fields = ("id", "name", "slug", "description", "box_id", "profile", "model_id")
     # The slug names the box and the agent directory; editing it would orphan both.
-    readonly_fields = ("slug", "api_token", "created_at", "updated_at", "llm_usage")
+    readonly_fields = ("slug", "api_token", "created_at", "updated_at")
     actions = ("start_agents", "stop_agents")
-
-    @admin.display(description="LLM usage")
-    def llm_usage(self, agent: Agent) -> str:
-        """Calls and token sums through the LLM bridge (llm-bridge.md §8); agents' only read of bots."""
-        if agent._state.adding:
-            return "-"
-        totals = llm_usage_totals(agent.id)
-        return (
-            f"{totals.calls} calls; tokens: {totals.prompt_tokens} prompt, "
-            f"{totals.completion_tokens} completion, {totals.total_tokens} total"
-        )
 
     @admin.action(description="Start the selected agents' boxes")
     def start_agents(self, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
@@ -60,3 +49,10 @@ class AgentAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{agent.id}: {exc.message}", messages.ERROR)
                 continue
             self.message_user(request, f"{agent.id}: status {stopped.status}", messages.SUCCESS)
+
+
+@admin.register(Bot)
+class BotAdmin(admin.ModelAdmin):
+    list_display = ("bot_id", "channel", "name", "role", "agent_id", "user_id", "created_at")
+    list_filter = ("channel", "role")
+    search_fields = ("bot_id", "name", "description", "agent_id", "user_id")

@@ -1,4 +1,5 @@
-"""Agents: the manager and the workers, each with a model profile, an IM identity and a sandbox box."""
+"""Agents (the manager and the workers, each with a model profile, an IM identity and a sandbox box) and
+their bot bindings."""
 
 import secrets
 
@@ -62,3 +63,35 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+
+class BotChannel(models.TextChoices):
+    CSGCLAW = "csgclaw"
+    FEISHU = "feishu"
+
+
+class Bot(models.Model):
+    """A bot keyed by (channel, id); one agent may back one csgclaw and one feishu bot.
+
+    It lives with the agents because creating an agent creates its csgclaw binding; the bots app, above
+    agents, reads and writes it from here. The table keeps the name it had in the bots app.
+    """
+
+    channel = models.CharField(max_length=16, choices=BotChannel.choices)
+    bot_id = models.CharField("id", max_length=MAX_ID_LENGTH)
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    role = models.CharField(max_length=16)
+    agent_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
+    user_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "bots_bot"
+        ordering = ["created_at", "bot_id", "channel"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "bot_id"], name="bots_bot_channel_id_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.bot_id}"

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from agents.models import Agent, AgentRole
+from agents.models import Agent, AgentRole, Bot, BotChannel
 from agents.serializers import AgentSerializer
-from bots.models import Bot, BotChannel
 from core.config import Config, ConfigError, ResolvedModel, resolve_model
 from im import events
 from im.identity import MANAGER_ID

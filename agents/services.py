@@ -1,4 +1,4 @@
-"""Writes of agents that callers use: workers, IM identities, deletion and token rotation.
+"""Writes of agents that callers use: workers, IM identities, bot bindings, deletion and token rotation.
 
 The top of the agents app: it calls the box operations in `agents.lifecycle`, and both use the row
 writes in `agents.records` (status, manager record), so no import runs back up.
@@ -18,11 +18,10 @@ from django.db.models import Q
 
 from agents import lifecycle
 from agents.credentials import forget_agent_tokens
-from agents.models import NAME_MAX, Agent, AgentRole, AgentRuntime, AgentStatus, new_api_token
+from agents.models import NAME_MAX, Agent, AgentRole, AgentRuntime, AgentStatus, Bot, BotChannel, new_api_token
 from agents.records import MANAGER_NAME, ProfileSnapshot, agent_status_record
 from agents.selectors import agent_find
 from agents.serializers import AgentSerializer
-from bots.bindings import binding_upsert, bindings_delete_for_agent
 from core.config import Config, ConfigError, resolve_model
 from core.errors import Conflict, DomainError, Invalid, NotFound, UpstreamFailed
 from im import events
@@ -80,6 +79,31 @@ def agent_join_room(*, agent_id: str, room_id: str, inviter_id: str = "", locale
         room_id=room_id, agent_user_id=identity.user.id, inviter_id=inviter_id, locale=locale
     )
     return agent
+
+
+@transaction.atomic
+def binding_upsert(
+    *,
+    bot_id: str,
+    name: str,
+    role: str,
+    agent_id: str,
+    user_id: str,
+    channel: str = BotChannel.CSGCLAW,
+    description: str | None = None,
+) -> Bot:
+    """Create or refresh the (channel, id) binding; `description=None` keeps the stored one."""
+    defaults = {"name": name, "role": role, "agent_id": agent_id, "user_id": user_id}
+    if description is not None:
+        defaults["description"] = description
+    bot, _ = Bot.objects.update_or_create(channel=channel, bot_id=bot_id, defaults=defaults)
+    return bot
+
+
+@transaction.atomic
+def bindings_delete_for_agent(*, agent_id: str) -> int:
+    deleted, _ = Bot.objects.filter(agent_id=agent_id).delete()
+    return deleted
 
 
 WORKER_DESCRIPTION_MAX = 2000

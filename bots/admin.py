@@ -1,16 +1,35 @@
-"""Django admin for bot bindings: plain ORM edits that emit no events (http-api.md §10.2)."""
+"""Django admin of the bot bridge: LLM usage rows, and an agent's usage totals on the agent's admin page."""
 
 from django.contrib import admin
 from django.http import HttpRequest
 
-from bots.models import Bot, LlmUsage
+from agents.admin import AgentAdmin
+from agents.models import Agent
+from bots.models import LlmUsage
+from bots.selectors import llm_usage_totals
 
 
-@admin.register(Bot)
-class BotAdmin(admin.ModelAdmin):
-    list_display = ("bot_id", "channel", "name", "role", "agent_id", "user_id", "created_at")
-    list_filter = ("channel", "role")
-    search_fields = ("bot_id", "name", "description", "agent_id", "user_id")
+class AgentWithUsageAdmin(AgentAdmin):
+    """The agents app's admin page of an agent, with what the LLM bridge counted for it (llm-bridge.md §8).
+
+    Registered in place of agents' own page: usage is bots' data, and agents may not import bots.
+    """
+
+    readonly_fields = (*AgentAdmin.readonly_fields, "llm_usage")
+
+    @admin.display(description="LLM usage")
+    def llm_usage(self, agent: Agent) -> str:
+        if agent._state.adding:
+            return "-"
+        totals = llm_usage_totals(agent.id)
+        return (
+            f"{totals.calls} calls; tokens: {totals.prompt_tokens} prompt, "
+            f"{totals.completion_tokens} completion, {totals.total_tokens} total"
+        )
+
+
+admin.site.unregister(Agent)
+admin.site.register(Agent, AgentWithUsageAdmin)
 
 
 @admin.register(LlmUsage)

@@ -8,10 +8,10 @@ from functools import cache
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 
-from agents.models import Agent, AgentRole, AgentStatus
+from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
 from agents.selectors import agent_find
 from bots.feishu.client import FeishuError, feishu_bot_info
-from bots.models import Bot, BotChannel, LlmUsage
+from bots.models import LlmUsage
 from core.config import (
     LLM_API_PROVIDER_TYPE,
     Config,

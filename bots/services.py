@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from agents import lifecycle
-from agents.models import NAME_MAX, Agent, AgentRole, AgentStatus
+from agents.models import NAME_MAX, Agent, AgentRole, AgentStatus, Bot, BotChannel
 from agents.records import manager_ensure
 from agents.selectors import agent_find
 from agents.services import (
@@ -15,10 +15,9 @@ from agents.services import (
     agent_create,
     agent_delete,
     agent_im_identity_ensure,
+    binding_upsert,
 )
-from bots.bindings import binding_upsert
 from bots.feishu.client import FeishuError, feishu_app_configured, feishu_bot_info
-from bots.models import Bot, BotChannel
 from bots.selectors import bot_channel_parse, bot_role_parse
 from core.config import Config
 from core.errors import DomainError, Invalid, NotFound

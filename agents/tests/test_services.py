@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agents import records, services
-from agents.models import Agent, AgentRole, AgentStatus
-from bots.bindings import binding_upsert
-from bots.models import Bot, BotChannel
+from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
 from core.config import DEFAULT_MANAGER_IMAGE, ProviderConfig
 from core.errors import Invalid
 from im import events
@@ -410,7 +408,7 @@ def test_manager_ensure_creates_the_manager_and_its_bot_once(agent_config):
 def test_manager_ensure_leaves_an_existing_manager_binding_as_it_is(agent_config):
     records.manager_ensure(config=agent_config)
     # What `POST /api/v1/bots {"name": "Boss", "role": "manager"}` stores (http-api.md §7.2).
-    binding_upsert(
+    services.binding_upsert(
         bot_id=MANAGER_ID,
         name="Boss",
         role="manager",

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from agents import lifecycle
-from agents.models import Agent, AgentRole, AgentStatus
+from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
 from agents.records import manager_ensure
-from bots.models import Bot, BotChannel
 from im import events
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Event, Message, Room
@@ -818,8 +817,8 @@ def test_admin_lists_filters_and_searches_bots(admin_client):
     )
     Bot.objects.create(channel=BotChannel.FEISHU, bot_id="u-dev", name="dev", role="worker", agent_id="u-dev")
 
-    listed = admin_client.get("/admin/bots/bot/", {"channel__exact": "feishu"})
-    searched = admin_client.get("/admin/bots/bot/", {"q": "alice"})
+    listed = admin_client.get("/admin/agents/bot/", {"channel__exact": "feishu"})
+    searched = admin_client.get("/admin/agents/bot/", {"q": "alice"})
 
     assert listed.status_code == 200
     assert [bot.bot_id for bot in listed.context["cl"].result_list] == ["u-dev"]

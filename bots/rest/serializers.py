@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from bots.models import Bot
+from agents.models import Bot
 from im.serializers import format_time
 
 # Go's zero time.Time as upstream renders it: the created_at of a Feishu bot that exists only in config.

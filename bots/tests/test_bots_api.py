@@ -15,10 +15,9 @@ import pytest
 import respx
 
 from agents import lifecycle
-from agents.models import Agent, AgentRole, AgentStatus
+from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
 from agents.records import manager_ensure
 from bots.feishu import client as feishu
-from bots.models import Bot, BotChannel
 from core.config import ConfigError, clear_config_cache, get_config, resolve_model
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Message, Room

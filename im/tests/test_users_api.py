@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.models import Agent
-from bots.bindings import binding_upsert
-from bots.models import Bot
+from agents.models import Agent, Bot
+from agents.services import binding_upsert
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Message, Room, RoomMember
 from im.services import seed_ensure

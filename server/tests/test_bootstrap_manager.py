@@ -13,8 +13,7 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 
 from agents import lifecycle
-from agents.models import Agent
-from bots.models import Bot, BotChannel
+from agents.models import Agent, Bot, BotChannel
 from core.config import clear_config_cache, save_config
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser

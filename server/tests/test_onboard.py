@@ -19,8 +19,7 @@ import httpx
 import pytest
 from django.core.management import call_command
 
-from agents.models import Agent, AgentRole, AgentStatus
-from bots.models import Bot, BotChannel
+from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
 from conftest import PYTHON, REPO_ROOT, live_env, manage_py
 from core.config import DEFAULT_MANAGER_IMAGE, clear_config_cache
 from im.identity import ADMIN_ID, MANAGER_ID

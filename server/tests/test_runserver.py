@@ -18,8 +18,7 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from agents.models import Agent, AgentStatus
-from bots.models import Bot
+from agents.models import Agent, AgentStatus, Bot
 from conftest import PYTHON, REPO_ROOT, free_port, live_env
 from core.config import clear_config_cache, mask_secret
 from im import events
