@@ -2,8 +2,8 @@
 
 import { agentPath, api } from "./api.js";
 import { avatar, button, hideBanner, make, showBanner, showError } from "./dom.js";
+import { emit } from "./hub.js";
 import { logsForget, logsPanel, logsToggle } from "./logs.js";
-import { renderStatusLines } from "./notices.js";
 import { selectRoom } from "./rooms.js";
 import { directRoomWith, el, loadAgents, sortedAgents, state } from "./state.js";
 
@@ -38,7 +38,7 @@ export function applyAgent(agent) {
     state.agents.set(agent.id, agent);
   }
   renderAgents();
-  renderStatusLines();
+  emit("agents.changed");
 }
 
 export async function refreshAgents() {
@@ -55,7 +55,7 @@ export async function refreshAgents() {
     loadAgents(list);
     buffered.forEach(applyAgent);
     renderAgents();
-    renderStatusLines();
+    emit("agents.changed");
     hideBanner("agents");
   } catch (err) {
     showBanner("agents", "Cannot refresh the agents: " + err.message + ".");
@@ -73,7 +73,7 @@ export async function agentAction(agentId, action) {
   pendingAgents.add(agentId);
   agentErrors.delete(agentId);
   renderAgents();
-  renderStatusLines();
+  emit("agents.changed");
   try {
     const agent = await api("POST", agentPath(agentId, action));
     pendingAgents.delete(agentId);
@@ -86,7 +86,7 @@ export async function agentAction(agentId, action) {
       applyAgent(await api("GET", agentPath(agentId)));
     } catch (readErr) {
       renderAgents();
-      renderStatusLines();
+      emit("agents.changed");
     }
   }
 }

@@ -2,9 +2,8 @@
 
 import { api } from "./api.js";
 import { avatar, make, newClientMsgId, showError } from "./dom.js";
-import { noteSent } from "./notices.js";
+import { emit } from "./hub.js";
 import { addMessage, el, sortedUsers, state } from "./state.js";
-import { messageAdded } from "./view.js";
 
 const MENTION_MENU_SIZE = 8;
 const MAX_INPUT_HEIGHT = 180;
@@ -42,8 +41,8 @@ export async function sendMessage() {
     const message = await api("POST", "/api/v1/messages", body);
     const target = state.rooms.get(body.room_id);
     if (!target) return;
-    if (addMessage(target, message)) messageAdded(target, message);
-    noteSent(target, message);
+    if (addMessage(target, message)) emit("message.added", target, message);
+    emit("message.sent", target, message);
   } catch (err) {
     showError(el.composerError, "Not sent: " + err.message);
     if (state.activeRoomId !== body.room_id) {

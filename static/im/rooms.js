@@ -3,10 +3,10 @@
 import { api } from "./api.js";
 import { avatar, make, formatTime, showError } from "./dom.js";
 import { closeMentionMenu, autoGrow } from "./composer.js";
+import { emit } from "./hub.js";
 import { plainText } from "./markdown.js";
 import { el, sortedRooms, sortedUsers, state, userName, roomFromWire } from "./state.js";
 import { markRead, unreadCount } from "./unread.js";
-import { renderAll } from "./view.js";
 
 let newRoomPickerKey = "";
 
@@ -133,7 +133,7 @@ export function selectRoom(roomId) {
     window.history.replaceState(null, "", "#" + encodeURIComponent(roomId));
   }
   if (el.app.dataset.drawer) setDrawer("");
-  renderAll();
+  emit("rooms.changed");
   el.composerInput.focus();
 }
 
@@ -141,7 +141,7 @@ export function upsertRoom(wire) {
   state.rooms.set(wire.id, roomFromWire(wire, state.rooms.get(wire.id)));
   if (!state.activeRoomId) state.activeRoomId = wire.id;
   if (wire.id === state.activeRoomId) state.renderedRoomId = "";
-  renderAll();
+  emit("rooms.changed");
 }
 
 function memberPicker(container, users, name) {

@@ -1,22 +1,33 @@
-/* The IM workspace (http-api.md §10.1), entry module: finds the page's elements, wires the controls and
- * starts loading. The concepts live in their own modules: api, state, stream, rooms, messages, markdown,
- * composer, agents, logs, notices, working, unread.
+/* The IM workspace (http-api.md §10.1), entry module: finds the page's elements, wires the controls, decides
+ * who reacts to what the modules announce (hub.js) and starts loading. The concepts live in their own
+ * modules: api, state, stream, view, rooms, messages, markdown, composer, agents, logs, notices, working,
+ * unread.
  */
 
 import { createAgent, refreshAgents } from "./agents.js";
 import { autoGrow, closeMentionMenu, onComposerKey, renderComposerState, sendMessage, updateMentionMenu } from "./composer.js";
 import { $ } from "./dom.js";
-import { renderStatusLines } from "./notices.js";
+import { on } from "./hub.js";
+import { noteSent, renderStatusLines } from "./notices.js";
 import { createRoom, invite, markActiveRead, openInvite, renderRoomList, selectRoom, setDrawer } from "./rooms.js";
 import { el, state } from "./state.js";
 import { start } from "./stream.js";
 import { loadMarks, onOtherTab } from "./unread.js";
+import { messageAdded, renderAll } from "./view.js";
 
 // The server asks the sandbox for agent statuses only when agents are listed (http-api.md §5.1);
 // listing now and then lets a box that exited on its own show up without a page reload.
 const AGENT_REFRESH_MS = 60 * 1000;
 // How often "is working…" lines are re-checked, so they end on their timeout without any event.
 const WORKING_TICK_MS = 15 * 1000;
+
+/* What the page does when a module announces a change (hub.js). */
+function react() {
+  on("rooms.changed", renderAll);
+  on("agents.changed", renderStatusLines);
+  on("message.added", messageAdded);
+  on("message.sent", noteSent);
+}
 
 function bind() {
   Object.assign(el, {
@@ -120,5 +131,6 @@ function bind() {
 
 // A module script runs once the document is parsed, so the elements exist.
 loadMarks();
+react();
 bind();
 start();
