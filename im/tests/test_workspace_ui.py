@@ -197,14 +197,11 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Browser, workspace_server: WorkspaceServer) -> Iterator[Page]:
-    """A fresh browser context; the test fails if the page's script throws or logs an error.
+def script_errors(page: Page) -> list[str]:
+    """The list that collects what the page's scripts throw or log as errors, from now on.
 
     Chromium logs every 4xx answer as "Failed to load resource"; tests that provoke one expect it.
     """
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=workspace_server.base_url)
-    page = context.new_page()
     problems: list[str] = []
 
     def note_console(message) -> None:
@@ -213,6 +210,15 @@ def page(browser: Browser, workspace_server: WorkspaceServer) -> Iterator[Page]:
 
     page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
     page.on("console", note_console)
+    return problems
+
+
+@pytest.fixture
+def page(browser: Browser, workspace_server: WorkspaceServer) -> Iterator[Page]:
+    """A fresh browser context; the test fails if the page's script throws or logs an error."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=workspace_server.base_url)
+    page = context.new_page()
+    problems = script_errors(page)
     yield page
     context.close()
     assert problems == []

@@ -20,6 +20,7 @@ from im.tests.test_workspace_ui import (
     UI_TIMEOUT_MS,
     WorkspaceServer,
     needs_chromium,
+    script_errors,
 )
 
 pytestmark = [pytest.mark.live, needs_chromium]
@@ -54,11 +55,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def remote_page(browser: Browser, login_server: WorkspaceServer) -> Iterator[Page]:
-    """A remote browser's page; uncaught script errors fail the test (4xx answers are expected here)."""
+    """A remote browser's page; the test fails if a script throws or logs an error (4xx answers expected)."""
     context = browser.new_context(base_url=login_server.base_url, extra_http_headers=REMOTE_HEADERS)
     page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    problems = script_errors(page)
     yield page
     context.close()
     assert problems == []
