@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from bots.tests.scripted_openai import ScriptedOpenAI
-from conftest import PYTHON, REPO_ROOT, free_port, live_env
+from csgclaw_site.testing.live import PYTHON, REPO_ROOT, free_port, live_env
 
 ACCESS_TOKEN = "live-runtime-token"
 MODEL = "scripted-model"

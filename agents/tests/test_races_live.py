@@ -125,7 +125,7 @@ def test_the_agent_lock_holds_other_processes_off_on_postgresql(
     import psycopg
 
     from agents.lifecycle import agent_lock_key
-    from conftest import PYTHON, REPO_ROOT
+    from csgclaw_site.testing.live import PYTHON, REPO_ROOT
 
     state = live_state_factory(extra_env={"DATABASE_URL": postgres_url})
     holder = subprocess.Popen(

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from bots.tests.fake_openai import USAGE, FakeOpenAI
-from conftest import LiveServer, LiveState
+from csgclaw_site.testing.live import LiveServer, LiveState
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from bots.tests.fake_openai import USAGE, FakeOpenAI
-from conftest import SERVER_LOG_TAIL, LiveServer, LiveState, live_env, start_daphne
+from csgclaw_site.testing.live import SERVER_LOG_TAIL, LiveServer, LiveState, live_env, start_daphne
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

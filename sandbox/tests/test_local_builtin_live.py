@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LiveServer, LiveState
+from csgclaw_site.testing.live import LiveServer, LiveState
 from sandbox.boxspec import box_environment, build_box_spec
 from sandbox.providers import local_runtime
 from sandbox.providers.local import LocalProvider

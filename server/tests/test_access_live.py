@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, free_port
+from csgclaw_site.testing.live import REPO_ROOT, free_port
 
 pytestmark = [pytest.mark.live]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from conftest import REPO_ROOT, live_env, manage_py
 from core.config import ServerConfig, clear_config_cache, default_config
+from csgclaw_site.testing.live import REPO_ROOT, live_env, manage_py
 from server import startup
 from server.tests.test_runserver import LIVE_TIMEOUT, free_port, start_server  # noqa: F401 (a fixture)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LOOPBACK, REPO_ROOT, free_port
+from csgclaw_site.testing.live import LOOPBACK, REPO_ROOT, free_port
 from sandbox import detect
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]

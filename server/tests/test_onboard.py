@@ -20,8 +20,8 @@ import pytest
 from django.core.management import call_command
 
 from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
-from conftest import PYTHON, REPO_ROOT, live_env, manage_py
 from core.config import DEFAULT_MANAGER_IMAGE, clear_config_cache
+from csgclaw_site.testing.live import PYTHON, REPO_ROOT, live_env, manage_py
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Room
 from sandbox.detect import Detection

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from conftest import MANAGE_SECONDS, PYTHON, REPO_ROOT, live_env
 from core.config import clear_config_cache
+from csgclaw_site.testing.live import MANAGE_SECONDS, PYTHON, REPO_ROOT, live_env
 from sandbox.detect import Detection
 from server.tests.test_onboard import REMOTE_CONFIG
 

@@ -19,8 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent, AgentStatus, Bot
-from conftest import PYTHON, REPO_ROOT, free_port, live_env
 from core.config import clear_config_cache, mask_secret
+from csgclaw_site.testing.live import PYTHON, REPO_ROOT, free_port, live_env
 from im import events
 from im.identity import MANAGER_ID
 from im.models import ChatUser, Event

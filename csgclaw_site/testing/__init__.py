@@ -1,0 +1,1 @@
+"""Fixture modules the root conftest registers: the test database, live servers, streams through ASGI."""
