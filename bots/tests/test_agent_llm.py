@@ -15,7 +15,7 @@ from agents.models import Agent
 from bots.llm import views as llm
 from bots.llm.usage import llm_usage_writes_settled
 from bots.llm.views import MAX_BODY_BYTES, OVERHEAD_HEADER
-from bots.tests.test_llm import (
+from bots.tests.llm_bridge import (
     ANSWER,
     BASE_URL,
     MESSAGES,
