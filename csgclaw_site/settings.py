@@ -83,6 +83,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    # Swagger UI's files, served from /static/: the docs page works without the internet.
+    "drf_spectacular_sidecar",
     "im",
     "bots",
 ]
@@ -168,6 +171,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "core.http.drf_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.AutoSchema",
+}
+
+# The OpenAPI schema at /api/schema/ and its Swagger UI at /api/docs/ (docs/api.md); the routes that are
+# not DRF views (streams, the /api/bots/ bridge, the LLM proxy) are described by core.openapi.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CSGClaw API",
+    "DESCRIPTION": "The HTTP API of the CSGClaw server: IM, agents, bots, event streams and the LLM proxy.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.openapi.postprocess_schema",
+    ],
 }
 
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()

@@ -1,7 +1,7 @@
 """Every path resolves to the view and arguments it always did: fixed paths win over `{id}` patterns.
 
-The table was taken from csgclaw_site/urls.py before the routes moved into each app's urls.py; a route
-that lands in the wrong order or the wrong app changes a row here.
+The table was taken from csgclaw_site/urls.py before the routes moved into each app's urls.py (the schema
+and docs rows came after); a route that lands in the wrong order or the wrong app changes a row here.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ ROUTES = [
     ("/login", "server.login.login_page", {}),
     ("/logout", "server.login.logout_page", {}),
     ("/admin/", "django.contrib.admin.sites.AdminSite.index", {}),
+    ("/api/schema/", "drf_spectacular.views.SpectacularAPIView", {}),
+    ("/api/docs/", "drf_spectacular.views.SpectacularSwaggerView", {}),
     # No trailing-slash redirect and no prefix matching: these fall through to the plain-text 404.
     ("/healthz/", NOT_FOUND, {}),
     ("/api/v1/rooms/", NOT_FOUND, {}),
@@ -93,6 +95,8 @@ ROUTES = [
     ("/api/v1/channels/csgclaw/participants/pt-alice", NOT_FOUND, {}),
     ("/api/v2/agents", NOT_FOUND, {}),
     ("/login/", NOT_FOUND, {}),
+    ("/api/schema", NOT_FOUND, {}),
+    ("/api/docs", NOT_FOUND, {}),
     ("/favicon.ico", NOT_FOUND, {}),
 ]
 
