@@ -1,0 +1,166 @@
+"""Writes of messages: sending, posting on behalf of other apps, and editing in place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from core.errors import Invalid
+from im import events, selectors
+from im.aliases import rewrite_alias_tags
+from im.identity import new_message_id
+from im.mentions import at_tag, resolve_mentions
+from im.models import ChatUser, Message, MessageKind, Room
+from im.services.common import check_length
+
+CLIENT_MSG_ID_MAX = 128
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    message: Message
+    created: bool
+
+
+def message_store(
+    *,
+    room: Room,
+    sender_id: str,
+    content: str,
+    kind: str = MessageKind.MESSAGE,
+    event: dict | None = None,
+    mentions: list[str] | None = None,
+    client_msg_id: str | None = None,
+    message_id: str = "",
+    metadata: dict | None = None,
+) -> Message:
+    """The message row alone, in the caller's transaction; the caller emits whatever event announces it."""
+    return Message.objects.create(
+        message_id=message_id or new_message_id(),
+        room=room,
+        sender_id=sender_id,
+        kind=kind,
+        content=content,
+        event=event,
+        mentions=mentions or [],
+        client_msg_id=client_msg_id,
+        metadata=metadata or None,
+    )
+
+
+def _mentions_of(content: str) -> list[str]:
+    return resolve_mentions(
+        content, existing_ids=selectors.existing_user_ids, ids_by_handle=selectors.user_ids_by_handle
+    )
+
+
+@transaction.atomic
+def message_send(
+    *,
+    room_id: str,
+    sender_id: str,
+    content: str,
+    mention_id: str = "",
+    client_msg_id: str = "",
+) -> SentMessage:
+    """Post a message (http-api.md §6.10); a repeated `client_msg_id` returns the stored message."""
+    room_id = room_id.strip()
+    content = content.strip()
+    mention_id = mention_id.strip()
+    client_msg_id = client_msg_id.strip()
+    if not room_id:
+        raise Invalid("room_id is required")
+    if sender_id == "":
+        raise Invalid("sender_id is required")
+    if not content:
+        raise Invalid("content is required")
+    sender = selectors.user_find(sender_id)
+    if sender is None:
+        raise Invalid("sender not found")
+    mentioned = selectors.user_find(mention_id) if mention_id else None
+    if mention_id and mentioned is None:
+        raise Invalid("mentioned user not found")
+    room = selectors.room_find(room_id)
+    if room is None:
+        raise Invalid("room not found")
+    check_length("client_msg_id", client_msg_id, CLIENT_MSG_ID_MAX)
+    if client_msg_id:
+        existing = selectors.message_find_by_client_id(sender_id=sender.id, client_msg_id=client_msg_id)
+        if existing is not None:
+            return SentMessage(existing, created=False)
+    content = rewrite_alias_tags(content)
+    if mentioned is not None and mentioned.id not in _mentions_of(content):
+        content = f"{at_tag(mentioned.id, mentioned.name)} {content}"
+    try:
+        with transaction.atomic():
+            message = message_post(room=room, sender=sender, content=content, client_msg_id=client_msg_id)
+    except IntegrityError:
+        # A concurrent retry with the same client_msg_id won the insert.
+        existing = selectors.message_find_by_client_id(sender_id=sender.id, client_msg_id=client_msg_id)
+        if client_msg_id and existing is not None:
+            return SentMessage(existing, created=False)
+        raise
+    return SentMessage(message, created=True)
+
+
+def message_post(
+    *,
+    room: Room,
+    sender: ChatUser,
+    content: str,
+    client_msg_id: str = "",
+    message_id: str = "",
+    metadata: dict | None = None,
+) -> Message:
+    """Store a text message and emit `message.created` with its bot recipients (caller's transaction).
+
+    Alias mention tags are rewritten to user ids first (participants.md §1.4), so every create path
+    stores and streams `u-…` ids.
+    """
+    content = rewrite_alias_tags(content)
+    mentions = _mentions_of(content)
+    message = message_store(
+        room=room,
+        sender_id=sender.id,
+        content=content,
+        mentions=mentions,
+        client_msg_id=client_msg_id or None,
+        message_id=message_id,
+        metadata=metadata,
+    )
+    recipients = events.message_recipients(
+        member_ids=selectors.room_member_ids(room),
+        sender_id=sender.id,
+        mentions=mentions,
+        is_direct=room.is_direct,
+    )
+    events.event_append(
+        type=events.MESSAGE_CREATED,
+        payload=events.message_created_payload(message, sender),
+        room_id=room.id,
+        message_id=message.message_id,
+        bot_payload=events.bot_message_payload(message, sender, is_direct=room.is_direct),
+        participant_payload=events.participant_message_payload(message, sender, is_direct=room.is_direct),
+        recipients=recipients,
+    )
+    return message
+
+
+def message_replace(*, message: Message, content: str, metadata: dict | None = None) -> Message:
+    """Edit a message in place (participants.md §3.6) in the caller's transaction.
+
+    Content, mentions and metadata change; id, `created_at` and position stay. `message.created` is
+    emitted again so that IM clients upsert it, but with no recipients: runtimes never get it twice.
+    """
+    message.content = rewrite_alias_tags(content)
+    message.mentions = _mentions_of(message.content)
+    message.metadata = metadata or None
+    message.save(update_fields=["content", "mentions", "metadata"])
+    events.event_append(
+        type=events.MESSAGE_CREATED,
+        payload=events.message_created_payload(message, message.sender),
+        room_id=message.room_id,
+        message_id=message.message_id,
+    )
+    return message
