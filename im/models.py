@@ -150,16 +150,13 @@ class EventLogState(models.Model):
         return f"pruned through #{self.pruned_through}"
 
 
-class StreamCursorKind(models.TextChoices):
-    BOT = "bot"
-    FEISHU = "feishu"
-    PARTICIPANT = "participant"
-
-
 class StreamCursor(models.Model):
-    """Where a bot or Feishu stream last was, so a client that never sends Last-Event-ID still resumes."""
+    """Where a stream last was, so a client that never sends Last-Event-ID still resumes.
 
-    kind = models.CharField(max_length=16, choices=StreamCursorKind.choices)
+    `kind` is a namespace the consuming app chooses for its keys; the IM defines none.
+    """
+
+    kind = models.CharField(max_length=16)
     key = models.CharField(max_length=MAX_ID_LENGTH)
     seq = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -23,6 +24,14 @@ from im.selectors import is_lookup_id
 # Progress is written at most this often: a busy stream would otherwise write once per frame. Losing up
 # to a second of progress in a crash only costs a few replayed (never lost) frames.
 COALESCE_SECONDS = 1.0
+
+
+class StreamCursorKind(StrEnum):
+    """The namespaces of bots' keys in im's `StreamCursor`: one per stream whose progress is remembered."""
+
+    BOT = "bot"
+    FEISHU = "feishu"
+    PARTICIPANT = "participant"
 
 
 @transaction.atomic

@@ -14,11 +14,11 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from bots.bridge.auth import bearer_allowed
-from bots.bridge.cursors import StoredCursorMemory
+from bots.bridge.cursors import StoredCursorMemory, StreamCursorKind
 from bots.feishu.client import FeishuError, feishu_open_id
 from core.http import clean_text, error_response, method_not_allowed, not_found
 from im.events import MESSAGE_CREATED
-from im.models import EventStream, StreamCursorKind
+from im.models import EventStream
 from im.realtime.eventlog import EventSelection, LoggedEvent
 from im.realtime.sse import Feed, event_stream_response
 

@@ -19,13 +19,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agents.models import Agent
-from bots.bridge.cursors import StoredCursorMemory
+from bots.bridge.cursors import StoredCursorMemory, StreamCursorKind
 from bots.participants.identity import ParticipantRef, strip_participant_id
 from im.aliases import MANAGER_ALIASES
 from im.events import MESSAGE_CREATED
 from im.identity import MANAGER_ID
 from im.mentions import HANDLE_TOKEN, at_tag
-from im.models import ChatUser, EventStream, Message, StreamCursor, StreamCursorKind
+from im.models import ChatUser, EventStream, Message, StreamCursor
 from im.realtime.eventlog import EventSelection, LoggedEvent, event_newest_seq, event_seq_of_message
 from im.realtime.sse import Feed, StartCursor, requested_seq
 from im.selectors import is_lookup_id

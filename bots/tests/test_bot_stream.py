@@ -18,6 +18,7 @@ from bots.bridge.cursors import (
     COALESCE_SECONDS,
     ProgressSlots,
     StoredCursorMemory,
+    StreamCursorKind,
     stream_cursor_recall,
     stream_cursor_remember,
 )
@@ -25,7 +26,7 @@ from core.config import clear_config_cache
 from im import services
 from im.events import MESSAGE_CREATED
 from im.identity import ADMIN_ID
-from im.models import Event, Message, Room, StreamCursor, StreamCursorKind
+from im.models import Event, Message, Room, StreamCursor
 from im.realtime.eventlog import event_newest_seq
 from im.tests.factories import make_room, make_user
 

@@ -15,6 +15,7 @@ import respx
 from asgiref.sync import sync_to_async
 
 from agents.models import Agent
+from bots.bridge.cursors import StreamCursorKind
 from bots.feishu import client as feishu
 from bots.feishu.client import (
     BOT_INFO_PATH,
@@ -29,7 +30,7 @@ from bots.feishu.client import (
     feishu_send_text,
 )
 from core.config import clear_config_cache
-from im.models import Event, EventRecipient, EventStream, StreamCursor, StreamCursorKind
+from im.models import Event, EventRecipient, EventStream, StreamCursor
 from im.realtime.eventlog import event_newest_seq
 from im.tests.factories import error_text, make_agent
 

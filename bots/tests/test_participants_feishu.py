@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 
+from bots.bridge.cursors import StreamCursorKind
 from bots.participants.feishu import feishu_table_id
 from bots.tests.test_feishu import (  # noqa: F401 - fixtures
     AUTH,
@@ -15,7 +16,7 @@ from bots.tests.test_feishu import (  # noqa: F401 - fixtures
     fake_feishu,
     write_config,
 )
-from im.models import StreamCursor, StreamCursorKind
+from im.models import StreamCursor
 from im.realtime.eventlog import event_newest_seq
 
 pytestmark = pytest.mark.timeout(30)

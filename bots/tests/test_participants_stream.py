@@ -13,11 +13,12 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from agents.models import Agent
+from bots.bridge.cursors import StreamCursorKind
 from bots.participants.services import participant_message_send
 from bots.services import bot_message_send
 from core.config import clear_config_cache
 from im.identity import ADMIN_ID
-from im.models import Event, Message, StreamCursor, StreamCursorKind
+from im.models import Event, Message, StreamCursor
 from im.realtime.eventlog import event_newest_seq
 from im.tests.factories import make_agent, make_room, make_user
 
