@@ -80,6 +80,11 @@ def message_created_payload(message: Message, sender: ChatUser) -> dict[str, Any
     }
 
 
+def relayed_message_payload(room_id: str, message: dict[str, Any]) -> dict[str, Any]:
+    """`message.created` of a message from outside the IM (events.md §4): no sender object, no IM row."""
+    return {"room_id": room_id, "message": message}
+
+
 def _sender_brief(sender: ChatUser) -> dict[str, str]:
     """`{"id", "username", "display_name"}` of bot and participant frames; empty names are omitted."""
     sender_data = {"id": sender.id}

@@ -10,16 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from bots.feishu.client import FeishuError, feishu_app_configured, feishu_bot_info, feishu_send_text
 from core.errors import Invalid
-from im.events import MESSAGE_CREATED, event_append
 from im.identity import MANAGER_ID, new_message_id
 from im.models import EventStream, MessageKind
-from im.selectors import is_lookup_id
 from im.serializers import format_time
+from im.services.messages import message_relay
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ def feishu_message_send(
     with the contract's text.
 
     Not one transaction: the Feishu calls must not hold the event log's write lock, and only the relay
-    event is written here, after Feishu accepted the message.
+    event is written (by im's `message_relay`), after Feishu accepted the message.
     """
     room_id, sender_id, content, mention_id = (
         room_id.strip(),
@@ -90,18 +88,7 @@ def feishu_message_send(
         mentions=[mention_open_id] if mention_id else [],
     )
     if mention_id:
-        _relay_to_mentioned(room_id=room_id, message=message, mention_open_id=mention_open_id)
+        message_relay(
+            stream=EventStream.FEISHU, room_id=room_id, message=message.data(), recipient_id=mention_open_id
+        )
     return message
-
-
-@transaction.atomic
-def _relay_to_mentioned(*, room_id: str, message: FeishuSentMessage, mention_open_id: str) -> None:
-    event_append(
-        type=MESSAGE_CREATED,
-        payload={"room_id": room_id, "message": message.data()},
-        stream=EventStream.FEISHU,
-        # Chat and message ids come from Feishu; one too long for the indexed columns is simply not indexed.
-        room_id=room_id if is_lookup_id(room_id) else None,
-        message_id=message.id if is_lookup_id(message.id) else None,
-        recipients=[(mention_open_id, True)],
-    )

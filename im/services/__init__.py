@@ -2,7 +2,7 @@
 
 from im.services.common import check_length
 from im.services.eventlog import events_prune
-from im.services.messages import SentMessage, message_post, message_replace, message_send
+from im.services.messages import SentMessage, message_post, message_relay, message_replace, message_send
 from im.services.rooms import (
     direct_room_ensure,
     emit_room_created,
@@ -22,6 +22,7 @@ __all__ = [
     "emit_room_created",
     "events_prune",
     "message_post",
+    "message_relay",
     "message_replace",
     "message_send",
     "room_add_agent",

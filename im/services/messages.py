@@ -1,8 +1,9 @@
-"""Writes of messages: sending, posting on behalf of other apps, and editing in place."""
+"""Writes of messages: sending, posting on behalf of other apps, editing in place, and relayed messages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -11,7 +12,7 @@ from im import events, selectors
 from im.aliases import rewrite_alias_tags
 from im.identity import new_message_id
 from im.mentions import at_tag, resolve_mentions
-from im.models import ChatUser, Message, MessageKind, Room
+from im.models import ChatUser, Event, Message, MessageKind, Room
 from im.services.common import check_length
 
 CLIENT_MSG_ID_MAX = 128
@@ -164,3 +165,22 @@ def message_replace(*, message: Message, content: str, metadata: dict | None = N
         message_id=message.message_id,
     )
     return message
+
+
+@transaction.atomic
+def message_relay(*, stream: str, room_id: str, message: dict[str, Any], recipient_id: str) -> Event:
+    """Announce a message that lives outside the IM (a Feishu chat) on `stream`, to the one it mentions.
+
+    Only the event is stored: the message has no IM room or row. Its ids come from outside too, so one
+    too long for the indexed columns is simply not indexed.
+    """
+    room_key = room_id if selectors.is_lookup_id(room_id) else None
+    message_key = message["id"] if selectors.is_lookup_id(message["id"]) else None
+    return events.event_append(
+        type=events.MESSAGE_CREATED,
+        payload=events.relayed_message_payload(room_id, message),
+        stream=stream,
+        room_id=room_key,
+        message_id=message_key,
+        recipients=[(recipient_id, True)],
+    )

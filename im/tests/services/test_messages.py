@@ -1,4 +1,4 @@
-"""im/services/messages.py: the exact `message.created` events of each message write (events.md §2–§3)."""
+"""im/services/messages.py: the exact `message.created` events of each message write (events.md §2–§4)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from core.errors import Invalid
 from im import selectors
 from im.identity import ADMIN_ID
-from im.models import ChatUser, Event, Message
+from im.models import ChatUser, Event, EventStream, Message
 from im.serializers import UserSerializer
 from im.services import messages
 from im.tests.factories import event_mark, events_after, make_room, make_user, row_counts
@@ -156,3 +156,51 @@ def test_rejected_sends_emit_nothing_and_write_nothing(team, rings, kwargs, erro
     assert rejected.value.message == error
     assert row_counts() == before
     assert rings == []
+
+
+def _feishu_message(message_id: str = "om_1") -> dict:
+    return {
+        "id": message_id,
+        "sender_id": "ou_manager",
+        "kind": "message",
+        "content": "please review",
+        "created_at": "2026-04-26T09:00:00.123Z",
+        "mentions": ["ou_dev"],
+    }
+
+
+def test_message_relay_emits_message_created_on_its_stream_for_the_mentioned_recipient():
+    mark = event_mark()
+
+    messages.message_relay(
+        stream=EventStream.FEISHU, room_id="oc_alpha", message=_feishu_message(), recipient_id="ou_dev"
+    )
+
+    [event] = events_after(mark)
+    assert event.type == "message.created"
+    assert list(event.payload) == ["type", "room_id", "message"]
+    assert event.payload == {"type": "message.created", "room_id": "oc_alpha", "message": _feishu_message()}
+    assert (event.stream, event.room_id, event.message_id, event.bot_payload) == (
+        "feishu",
+        "oc_alpha",
+        "om_1",
+        None,
+    )
+    assert _recipients(event) == [("ou_dev", True)]
+    assert not Message.objects.filter(message_id="om_1").exists()
+
+
+def test_message_relay_leaves_ids_too_long_to_index_out_of_the_columns_but_in_the_payload():
+    long_chat, long_message = "oc_" + "c" * 200, "om_" + "m" * 200
+    mark = event_mark()
+
+    messages.message_relay(
+        stream=EventStream.FEISHU,
+        room_id=long_chat,
+        message=_feishu_message(long_message),
+        recipient_id="ou_dev",
+    )
+
+    [event] = events_after(mark)
+    assert (event.room_id, event.message_id) == (None, None)
+    assert (event.payload["room_id"], event.payload["message"]["id"]) == (long_chat, long_message)
