@@ -90,8 +90,30 @@ def agent_status_record(
 ) -> Agent | None:
     """Save a box status change and announce it; None when the agent was deleted meanwhile."""
     agent = Agent.objects.select_for_update().filter(pk=agent_id).first()
-    if agent is None:
-        return None
+    if agent is not None:
+        _status_save(agent, status=status, status_detail=status_detail, box_id=box_id)
+    return agent
+
+
+def agent_observation_record(*, seen: Agent, status: str, status_detail: str, box_id: str | None) -> None:
+    """Save and announce what a status probe saw of `seen`, unless the row changed since it was read.
+
+    A start, a stop or another probe recorded meanwhile is newer than this observation, and wins.
+    """
+    stored = {"status": status, "status_detail": status_detail}
+    if box_id is not None:
+        stored["box_id"] = box_id
+    unchanged = Agent.objects.filter(pk=seen.pk, updated_at=seen.updated_at)
+    # Most probes find what is stored already; reading first spares them a write transaction.
+    if not unchanged.exclude(**stored).exists():
+        return
+    with transaction.atomic():
+        agent = unchanged.select_for_update().first()
+        if agent is not None:
+            _status_save(agent, status=status, status_detail=status_detail, box_id=box_id)
+
+
+def _status_save(agent: Agent, *, status: str, status_detail: str, box_id: str | None) -> None:
     changed = (agent.status, agent.status_detail) != (status, status_detail)
     agent.status, agent.status_detail = status, status_detail
     if box_id is not None and box_id != agent.box_id:
@@ -99,4 +121,3 @@ def agent_status_record(
     if changed:
         agent.save(update_fields=["status", "status_detail", "box_id", "updated_at"])
         emit_agent_updated(agent)
-    return agent

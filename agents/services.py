@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from agents import lifecycle
 from agents.credentials import forget_agent_tokens
-from agents.models import NAME_MAX, Agent, AgentRole, AgentRuntime, AgentStatus, Bot, BotChannel, new_api_token
+from agents.jobs import writes_pool
+from agents.models import (
+    NAME_MAX,
+    Agent,
+    AgentRole,
+    AgentRuntime,
+    AgentStatus,
+    Bot,
+    BotChannel,
+    new_api_token,
+)
 from agents.records import MANAGER_NAME, ProfileSnapshot, agent_status_record
 from agents.selectors import agent_find
 from agents.serializers import AgentSerializer
@@ -30,7 +39,7 @@ from im.identity import ADMIN_ID, MANAGER_ID, agent_slug
 from im.models import MAX_ID_LENGTH, ChatUser
 from im.selectors import direct_room_between, user_find
 from im.services import check_length
-from sandbox.providers.base import BoxNotFound, SandboxError
+from sandbox.providers.base import SandboxError
 
 logger = logging.getLogger("csgclaw.agents")
 
@@ -216,28 +225,20 @@ def intro_text(*, name: str, description: str) -> str:
 
 
 def intro_schedule(*, agent_id: str) -> None:
-    """Post the admin's intro after commit: inline with no delay, else on a timer thread (lost on exit)."""
+    """Post the admin's intro after commit: inline with no delay, else later on the writes pool (lost on
+    exit)."""
 
     def post() -> None:
         try:
             intro_post(agent_id=agent_id)
         except Exception:
             logger.exception("intro message for agent %s failed", agent_id)
-        finally:
-            if delay:
-                close_old_connections()
 
     delay = settings.CSGCLAW_WORKER_INTRO_DELAY
     if delay <= 0:
         transaction.on_commit(post)
     else:
-        transaction.on_commit(lambda: _start_timer(delay, post))
-
-
-def _start_timer(delay: float, fn) -> None:
-    timer = threading.Timer(delay, fn)
-    timer.daemon = True
-    timer.start()
+        transaction.on_commit(lambda: writes_pool.submit_later(delay, post))
 
 
 @transaction.atomic
@@ -308,7 +309,7 @@ def agent_token_rotate(*, agent_id: str) -> TokenRotation:
     with lifecycle.agent_lock(agent.id):
         rotated = agent_token_replace(agent_id=agent.id)
         try:
-            _box_discard(rotated)
+            lifecycle.agent_box_discard(agent=rotated)
         except (SandboxError, ConfigError) as exc:
             agent_status_record(
                 agent_id=agent.id, status=AgentStatus.FAILED, status_detail=f"rotate agent token: {exc}"
@@ -330,14 +331,3 @@ def agent_token_replace(*, agent_id: str) -> Agent:
     agent.save(update_fields=["api_token", "updated_at"])
     transaction.on_commit(forget_agent_tokens)
     return agent
-
-
-def _box_discard(agent: Agent) -> None:
-    """Force-remove the agent's box under every key it may have; its home directory stays."""
-    config = lifecycle.current_config()
-    with lifecycle.open_runtime(config, agent) as runtime:
-        for key in lifecycle.box_keys(agent):
-            try:
-                runtime.remove(key, force=True)
-            except BoxNotFound:
-                continue

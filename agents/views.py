@@ -14,7 +14,7 @@ from im.serializers import format_time
 
 class AgentsView(ApiView):
     def get(self, request):
-        agents = lifecycle.agents_status_refresh(selectors.agent_list())
+        agents = lifecycle.agents_status_observe(selectors.agent_list())
         return Response(AgentSerializer(agents, many=True).data)
 
     def post(self, request):
@@ -32,7 +32,7 @@ class AgentsView(ApiView):
 
 class AgentDetailView(ApiView):
     def get(self, request, agent_id: str):
-        [agent] = lifecycle.agents_status_refresh([selectors.agent_get(agent_id)])
+        [agent] = lifecycle.agents_status_observe([selectors.agent_get(agent_id)])
         return Response(AgentSerializer(agent).data)
 
     def delete(self, request, agent_id: str):

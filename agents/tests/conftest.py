@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agents import lifecycle
+from agents import jobs
+from agents.lifecycle import status
 from core.config import (
     Config,
     ModelsConfig,
@@ -44,7 +46,7 @@ def csgclaw_home(tmp_path: Path, settings, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.delenv(FAIL_ENV, raising=False)
     monkeypatch.delenv(DELAY_ENV, raising=False)
     # The status cache is per process; a refresh in an earlier test must not count as recent here.
-    monkeypatch.setattr(lifecycle, "_refreshed_at", {})
+    monkeypatch.setattr(status, "_refreshed_at", {})
     clear_config_cache()
     yield home
     clear_config_cache()
@@ -129,6 +131,30 @@ def fail_sandbox(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setenv(FAIL_ENV, ",".join(operations))
 
     return fail
+
+
+class HeldWrites:
+    """Stands in for the background writes pool: keeps each job until the test runs them, in order."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Callable[[], object]] = []
+
+    def submit(self, fn: Callable[[], object]) -> Future:
+        self.jobs.append(fn)
+        return Future()
+
+    def run(self) -> None:
+        held, self.jobs = self.jobs, []
+        for fn in held:
+            fn()
+
+
+@pytest.fixture
+def held_writes(monkeypatch: pytest.MonkeyPatch) -> HeldWrites:
+    """The writes the status observation leaves to the background, held back until `run()`."""
+    held = HeldWrites()
+    monkeypatch.setattr(jobs, "writes_pool", held)
+    return held
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05) -> Any:

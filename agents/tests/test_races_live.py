@@ -124,7 +124,7 @@ def test_the_agent_lock_holds_other_processes_off_on_postgresql(
 
     import psycopg
 
-    from agents.lifecycle import agent_lock_key
+    from agents.lifecycle.locks import agent_lock_key
     from csgclaw_site.testing.live import PYTHON, REPO_ROOT
 
     state = live_state_factory(extra_env={"DATABASE_URL": postgres_url})

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agents import lifecycle
+from agents.lifecycle import boxes
 from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
 from agents.records import manager_ensure
+from agents.tests.factories import reload
 from im import events
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Event, Message, Room
@@ -56,10 +57,6 @@ def make_agent(
     return Agent.objects.create(
         id=agent_id, name=name, slug=name.lower(), role=AgentRole.WORKER, status=status, **fields
     )
-
-
-def reload(agent_id: str = "u-alice") -> Agent:
-    return Agent.objects.get(pk=agent_id)
 
 
 def agent_json(client, agent_id: str = "u-alice") -> dict:
@@ -303,17 +300,24 @@ def test_list_orders_by_creation_time_then_id(client):
 
 
 @pytest.mark.django_db
-def test_list_and_get_show_a_box_removed_behind_our_back_as_unknown(client, alice, fake_boxes):
+def test_list_and_get_show_a_box_removed_behind_our_back_as_unknown_and_write_nothing(
+    client, alice, fake_boxes, held_writes
+):
     fake_boxes.remove_behind_our_back("alice")
     mark = event_mark()
 
     [listed] = client.get(AGENTS).json()
+    fetched = agent_json(client)
 
     assert (listed["status"], listed["status_detail"]) == ("unknown", 'agent box "alice" not found')
+    assert fetched["status"] == "unknown"
+    assert (reload().status, events_after(mark)) == (AgentStatus.RUNNING, [])
+    # The observation reaches clients all the same, recorded in the background.
+    held_writes.run()
     [updated] = events_after(mark)
     assert updated.type == events.AGENT_UPDATED
     assert updated.payload["agent"]["status"] == "unknown"
-    assert agent_json(client)["status"] == "unknown"
+    assert reload().status == AgentStatus.UNKNOWN
 
 
 @pytest.mark.django_db
@@ -540,7 +544,7 @@ def test_delete_reports_an_agent_directory_that_cannot_be_removed(client, alice,
     def refuse(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(lifecycle.shutil, "rmtree", refuse)
+    monkeypatch.setattr(boxes.shutil, "rmtree", refuse)
 
     response = client.delete(f"{AGENTS}/u-alice")
 
@@ -632,11 +636,11 @@ def test_join_adds_the_agent_and_announces_it(client):
     response = post_json(client, JOIN, {"agent_id": " u-alice ", "room_id": " room-group "})
 
     assert response.status_code == 200
-    assert response.json() == {
-        "message": "agent joined successfully",
-        "room_id": "room-group",
-        "agent_id": "u-alice",
-    }
+    assert list(response.json().items()) == [
+        ("message", "agent joined successfully"),
+        ("room_id", "room-group"),
+        ("agent_id", "u-alice"),
+    ]
     assert event_types_after(mark) == [events.USER_CREATED, events.ROOM_CREATED, events.ROOM_MEMBERS_ADDED]
     added = Room.objects.get(pk="room-group").messages.order_by("seq").last()
     assert (added.content, added.mentions) == ("admin invited alice to join the room", ["u-alice"])

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import respx
 
-from agents import lifecycle
+from agents.lifecycle import status as agent_status
 from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
 from agents.records import manager_ensure
 from bots.feishu import client as feishu
@@ -72,7 +72,7 @@ def csgclaw_home(tmp_path: Path, settings, monkeypatch: pytest.MonkeyPatch) -> I
     settings.CSGCLAW_FEISHU_BASE_URL = FEISHU_BASE_URL
     monkeypatch.delenv(FAIL_ENV, raising=False)
     monkeypatch.delenv(DELAY_ENV, raising=False)
-    monkeypatch.setattr(lifecycle, "_refreshed_at", {})
+    monkeypatch.setattr(agent_status, "_refreshed_at", {})
     monkeypatch.setattr(feishu, "client", feishu.FeishuClient())
     write_config(home)
     yield home

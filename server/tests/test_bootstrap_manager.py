@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 
-from agents import lifecycle
+from agents.lifecycle import provisioning
 from agents.models import Agent, Bot, BotChannel
 from core.config import clear_config_cache, save_config
 from im.identity import ADMIN_ID, MANAGER_ID
@@ -103,7 +103,7 @@ def test_a_box_failure_is_reported_on_stderr_with_exit_status_1(fail_sandbox):
 
 @pytest.mark.django_db(transaction=True)
 def test_progress_is_reported_while_the_box_is_made(monkeypatch):
-    monkeypatch.setattr(lifecycle, "PROGRESS_INTERVAL_SECONDS", 0.05)
+    monkeypatch.setattr(provisioning, "PROGRESS_INTERVAL_SECONDS", 0.05)
     monkeypatch.setattr(bootstrap_manager, "PROGRESS_INTERVAL_SECONDS", 0.1)
     monkeypatch.setenv("CSGCLAW_FAKE_SANDBOX_DELAY", "0.6")
 

@@ -1,63 +1,22 @@
-"""agents/lifecycle.py on the fake sandbox provider: provisioning, the manager box, status refresh, removal
-and the logs parameter (sandbox.md §4, §5, §6, §8)."""
+"""agents/lifecycle/provisioning.py on the fake sandbox provider: provisioning a worker's box and the
+manager box (sandbox.md §4, §5, §6, §8.2, §8.3)."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 
-from agents import lifecycle
+from agents.lifecycle import provisioning
 from agents.models import Agent, AgentRole, AgentStatus
 from agents.tests.conftest import BOX_BASE_URL, PROVIDER_API_KEY, PROVIDER_BASE_URL
+from agents.tests.factories import make_worker, reload
 from core.config import FeishuApp, clear_config_cache, load_config, save_config
-from core.errors import Invalid
-from im import events
 from im.identity import MANAGER_ID
-from im.tests.factories import event_mark, event_types_after, events_after
-from sandbox.providers.fake import FakeProvider
+from im.tests.factories import event_mark, events_after
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("agent_config")]
-
-
-def make_worker(
-    agent_id: str = "u-alice",
-    *,
-    name: str = "Alice",
-    status: str = AgentStatus.CREATING,
-    model_id: str = "",
-    runtime: str = "",
-) -> Agent:
-    return Agent.objects.create(
-        id=agent_id,
-        name=name,
-        slug=name.lower(),
-        role=AgentRole.WORKER,
-        status=status,
-        model_id=model_id,
-        runtime=runtime,
-    )
-
-
-def reload(agent_id: str = "u-alice") -> Agent:
-    return Agent.objects.get(pk=agent_id)
-
-
-class HangingProvider(FakeProvider):
-    """A runtime that takes far longer to open than a status refresh may wait."""
-
-    def open(self, home_dir):
-        time.sleep(1.0)
-        return super().open(home_dir)
-
-
-class ContractBreakingProvider(FakeProvider):
-    """A provider (a third-party one, say) that raises something other than a SandboxError."""
-
-    def open(self, home_dir):
-        raise KeyError("spec")
 
 
 # --- provision (§8.2) -------------------------------------------------------------------------------------
@@ -68,7 +27,7 @@ def test_provision_creates_and_records_a_running_box(csgclaw_home, fake_boxes):
     make_worker()
     mark = event_mark()
 
-    agent = lifecycle.provision("u-alice")
+    agent = provisioning.provision("u-alice")
 
     assert (agent.status, agent.status_detail, agent.box_id) == ("running", "", "fake-alice")
     assert reload().status == AgentStatus.RUNNING
@@ -85,7 +44,7 @@ def test_box_spec_carries_the_agent_model_and_base_url_but_never_the_provider_ke
 ):
     alice = make_worker(model_id="qwen2.5:7b")
 
-    lifecycle.provision("u-alice")
+    provisioning.provision("u-alice")
 
     record = fake_boxes.record("alice")
     env = record["spec"]["env"]
@@ -109,7 +68,7 @@ def test_box_environment_of_the_2026_6_example(write_config, fake_boxes):
     write_config(advertise_base_url="http://10.0.0.8:18080")
     token = make_worker("u-worker-1", name="worker-1", model_id="minimax-m2.7").api_token
 
-    lifecycle.provision("u-worker-1")
+    provisioning.provision("u-worker-1")
 
     env = fake_boxes.record("worker-1")["spec"]["env"]
     llm = "http://10.0.0.8:18080/api/v1/agents/u-worker-1/llm"
@@ -143,7 +102,7 @@ def test_manager_box_gets_pt_manager_and_a_feishu_table_named_manager(agent_conf
     save_config(config)
     clear_config_cache()
 
-    lifecycle.manager_box_ensure(config=config)
+    provisioning.manager_box_ensure(config=config)
 
     env = fake_boxes.record("manager")["spec"]["env"]
     assert env["PICOCLAW_CHANNELS_CSGCLAW_PARTICIPANT_ID"] == "pt-manager"
@@ -161,9 +120,9 @@ def test_manager_box_gets_pt_manager_and_a_feishu_table_named_manager(agent_conf
 
 @pytest.mark.django_db
 def test_no_provider_key_or_base_url_in_any_variable_or_rendered_file(agent_config, csgclaw_home, fake_boxes):
-    lifecycle.manager_box_ensure(config=agent_config)
+    provisioning.manager_box_ensure(config=agent_config)
     make_worker()
-    lifecycle.provision("u-alice")
+    provisioning.provision("u-alice")
 
     picoclaw = csgclaw_home / "agents" / "manager" / ".picoclaw"
     texts = [json.dumps(fake_boxes.record(slug)) for slug in ("manager", "alice")]
@@ -178,7 +137,7 @@ def test_no_provider_key_or_base_url_in_any_variable_or_rendered_file(agent_conf
 def test_box_spec_falls_back_to_the_default_model(fake_boxes):
     make_worker(model_id="")
 
-    lifecycle.provision("u-alice")
+    provisioning.provision("u-alice")
 
     assert fake_boxes.record("alice")["spec"]["env"]["OPENAI_MODEL"] == "gpt-5.4"
 
@@ -190,7 +149,7 @@ def test_provision_failure_marks_the_worker_failed_with_the_reason(fail_sandbox,
     fail_sandbox(operation)
     mark = event_mark()
 
-    agent = lifecycle.provision("u-alice")
+    agent = provisioning.provision("u-alice")
 
     expected = f"create worker box: fake sandbox: {operation} failed"
     assert (agent.status, agent.status_detail) == ("failed", expected)
@@ -204,7 +163,7 @@ def test_provision_failure_of_the_manager_names_the_bootstrap_box(fail_sandbox):
     Agent.objects.create(id=MANAGER_ID, name="manager", slug="manager", role=AgentRole.MANAGER)
     fail_sandbox("create")
 
-    agent = lifecycle.provision(MANAGER_ID)
+    agent = provisioning.provision(MANAGER_ID)
 
     assert agent.status_detail == "create bootstrap manager box: fake sandbox: create failed"
 
@@ -215,7 +174,7 @@ def test_provision_turns_any_host_error_into_failed(csgclaw_home):
     (csgclaw_home / "agents" / "alice").mkdir(parents=True)
     (csgclaw_home / "agents" / "alice" / "workspace").write_text("a file where a directory belongs")
 
-    agent = lifecycle.provision("u-alice")
+    agent = provisioning.provision("u-alice")
 
     assert agent.status == AgentStatus.FAILED
     assert agent.status_detail.startswith("create worker box: ")
@@ -240,7 +199,7 @@ def test_builtin_runtime_under_an_image_provider_fails_provisioning(csgclaw_home
     set_sandbox(csgclaw_home, provider=provider)
     make_worker(runtime="builtin")
 
-    agent = lifecycle.provision("u-alice")
+    agent = provisioning.provision("u-alice")
 
     assert (agent.status, agent.status_detail) == ("failed", f"create worker box: {BUILTIN_NEEDS_LOCAL}")
 
@@ -251,7 +210,7 @@ def test_builtin_setting_under_docker_fails_the_manager_with_its_own_prefix(csgc
     set_sandbox(csgclaw_home, provider="docker", runtime="builtin")
     Agent.objects.create(id=MANAGER_ID, name="manager", slug="manager", role=AgentRole.MANAGER)
 
-    agent = lifecycle.provision(MANAGER_ID)
+    agent = provisioning.provision(MANAGER_ID)
 
     assert agent.status_detail == f"create bootstrap manager box: {BUILTIN_NEEDS_LOCAL}"
 
@@ -261,7 +220,7 @@ def test_a_provider_class_decides_the_runtime_itself(csgclaw_home, fake_boxes):
     set_sandbox(csgclaw_home, provider="docker", runtime="builtin")
     make_worker(runtime="builtin")
 
-    agent = lifecycle.provision("u-alice")
+    agent = provisioning.provision("u-alice")
 
     assert agent.status == AgentStatus.RUNNING
     assert fake_boxes.record("alice")["spec"]["labels"]["csgclaw.runtime"] == "builtin"
@@ -270,10 +229,10 @@ def test_a_provider_class_decides_the_runtime_itself(csgclaw_home, fake_boxes):
 @pytest.mark.django_db
 def test_provision_starts_an_existing_box_instead_of_creating_another(fake_boxes):
     make_worker()
-    lifecycle.provision("u-alice")
+    provisioning.provision("u-alice")
     fake_boxes.stop_behind_our_back("alice")
 
-    agent = lifecycle.provision("u-alice")
+    agent = provisioning.provision("u-alice")
 
     assert agent.status == AgentStatus.RUNNING
     assert fake_boxes.operations("alice").count("create") == 1
@@ -282,7 +241,7 @@ def test_provision_starts_an_existing_box_instead_of_creating_another(fake_boxes
 
 @pytest.mark.django_db
 def test_provision_of_an_unknown_agent_does_nothing(fake_boxes):
-    assert lifecycle.provision("u-nobody") is None
+    assert provisioning.provision("u-nobody") is None
     assert fake_boxes.record("nobody") is None
 
 
@@ -291,7 +250,7 @@ def test_provision_removes_the_box_of_an_agent_deleted_meanwhile(monkeypatch, fa
     make_worker()
     monkeypatch.setenv("CSGCLAW_FAKE_SANDBOX_DELAY", "0.5")
     outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(agent=lifecycle.provision("u-alice")))
+    worker = threading.Thread(target=lambda: outcome.update(agent=provisioning.provision("u-alice")))
 
     worker.start()
     until(lambda: (fake_boxes.runtime_home("alice")).is_dir())
@@ -309,7 +268,7 @@ def test_requeue_stale_provisions_agents_left_creating(django_capture_on_commit_
     make_worker("u-bob", name="Bob", status=AgentStatus.RUNNING)
 
     with django_capture_on_commit_callbacks(execute=True):
-        requeued = lifecycle.provisioning_requeue_stale()
+        requeued = provisioning.provisioning_requeue_stale()
 
     assert requeued == 1
     assert reload().status == AgentStatus.RUNNING
@@ -323,7 +282,7 @@ def test_requeue_stale_provisions_agents_left_creating(django_capture_on_commit_
 def test_manager_box_ensure_creates_the_box_and_renders_the_manager_files(
     agent_config, csgclaw_home, fake_boxes
 ):
-    manager = lifecycle.manager_box_ensure(config=agent_config)
+    manager = provisioning.manager_box_ensure(config=agent_config)
 
     assert (manager.id, manager.status, manager.box_id) == (MANAGER_ID, "running", "fake-manager")
     assert fake_boxes.operations("manager") == ["create", "info"]
@@ -337,11 +296,11 @@ def test_manager_box_ensure_creates_the_box_and_renders_the_manager_files(
 
 @pytest.mark.django_db
 def test_manager_box_ensure_reuses_the_box_on_a_second_run(agent_config, fake_boxes):
-    lifecycle.manager_box_ensure(config=agent_config)
+    provisioning.manager_box_ensure(config=agent_config)
     created_at = fake_boxes.record("manager")["created_at"]
     mark = event_mark()
 
-    manager = lifecycle.manager_box_ensure(config=agent_config)
+    manager = provisioning.manager_box_ensure(config=agent_config)
 
     assert manager.status == AgentStatus.RUNNING
     assert fake_boxes.operations("manager").count("create") == 1
@@ -351,10 +310,10 @@ def test_manager_box_ensure_reuses_the_box_on_a_second_run(agent_config, fake_bo
 
 @pytest.mark.django_db
 def test_manager_box_ensure_starts_a_stopped_box_and_never_recreates_it(agent_config, fake_boxes):
-    lifecycle.manager_box_ensure(config=agent_config)
+    provisioning.manager_box_ensure(config=agent_config)
     fake_boxes.stop_behind_our_back("manager")
 
-    manager = lifecycle.manager_box_ensure(config=agent_config)
+    manager = provisioning.manager_box_ensure(config=agent_config)
 
     assert manager.status == AgentStatus.RUNNING
     assert fake_boxes.operations("manager").count("create") == 1
@@ -365,13 +324,13 @@ def test_manager_box_ensure_starts_a_stopped_box_and_never_recreates_it(agent_co
 def test_manager_box_ensure_with_force_wipes_the_manager_directory_and_recreates(
     agent_config, csgclaw_home, fake_boxes
 ):
-    lifecycle.manager_box_ensure(config=agent_config)
+    provisioning.manager_box_ensure(config=agent_config)
     created_at = fake_boxes.record("manager")["created_at"]
     leftover = csgclaw_home / "agents" / "manager" / "workspace" / "notes.md"
     leftover.write_text("from the old box")
     (csgclaw_home / "projects" / "shared.md").write_text("team file")
 
-    manager = lifecycle.manager_box_ensure(config=agent_config, force=True)
+    manager = provisioning.manager_box_ensure(config=agent_config, force=True)
 
     assert (manager.status, manager.box_id) == ("running", "fake-manager")
     assert not leftover.exists()
@@ -385,7 +344,7 @@ def test_manager_box_ensure_with_force_wipes_the_manager_directory_and_recreates
 def test_manager_box_ensure_failure_leaves_the_manager_failed(agent_config, fail_sandbox):
     fail_sandbox("create")
 
-    manager = lifecycle.manager_box_ensure(config=agent_config)
+    manager = provisioning.manager_box_ensure(config=agent_config)
 
     assert (manager.status, manager.status_detail) == (
         "failed",
@@ -395,10 +354,10 @@ def test_manager_box_ensure_failure_leaves_the_manager_failed(agent_config, fail
 
 @pytest.mark.django_db
 def test_manager_box_ensure_force_reports_a_failed_removal(agent_config, csgclaw_home, fail_sandbox):
-    lifecycle.manager_box_ensure(config=agent_config)
+    provisioning.manager_box_ensure(config=agent_config)
     fail_sandbox("remove")
 
-    manager = lifecycle.manager_box_ensure(config=agent_config, force=True)
+    manager = provisioning.manager_box_ensure(config=agent_config, force=True)
 
     assert (manager.status, manager.status_detail) == (
         "failed",
@@ -410,153 +369,12 @@ def test_manager_box_ensure_force_reports_a_failed_removal(agent_config, csgclaw
 
 @pytest.mark.django_db(transaction=True)
 def test_manager_box_ensure_reports_progress_while_the_box_is_made(agent_config, monkeypatch):
-    monkeypatch.setattr(lifecycle, "PROGRESS_INTERVAL_SECONDS", 0.05)
+    monkeypatch.setattr(provisioning, "PROGRESS_INTERVAL_SECONDS", 0.05)
     monkeypatch.setenv("CSGCLAW_FAKE_SANDBOX_DELAY", "0.5")
     reported: list[float] = []
 
-    manager = lifecycle.manager_box_ensure(config=agent_config, progress=reported.append)
+    manager = provisioning.manager_box_ensure(config=agent_config, progress=reported.append)
 
     assert manager.status == AgentStatus.RUNNING
     assert len(reported) >= 3
     assert reported == sorted(reported)
-
-
-# --- status refresh (§8.7) --------------------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_refresh_reports_a_box_removed_behind_our_back_as_unknown(fake_boxes):
-    make_worker()
-    lifecycle.provision("u-alice")
-    fake_boxes.remove_behind_our_back("alice")
-    mark = event_mark()
-
-    [agent] = lifecycle.agents_status_refresh([reload()])
-
-    assert (agent.status, agent.status_detail) == ("unknown", 'agent box "alice" not found')
-    assert reload().status == AgentStatus.UNKNOWN
-    assert event_types_after(mark) == [events.AGENT_UPDATED]
-
-
-@pytest.mark.django_db
-def test_refresh_follows_the_box_state(fake_boxes):
-    make_worker()
-    lifecycle.provision("u-alice")
-    fake_boxes.stop_behind_our_back("alice")
-
-    [agent] = lifecycle.agents_status_refresh([reload()])
-
-    assert agent.status == AgentStatus.STOPPED
-
-
-@pytest.mark.django_db
-def test_refresh_reports_a_provider_error_as_unknown_with_its_text(fail_sandbox):
-    make_worker()
-    lifecycle.provision("u-alice")
-    fail_sandbox("info")
-
-    [agent] = lifecycle.agents_status_refresh([reload()])
-
-    assert (agent.status, agent.status_detail) == ("unknown", "fake sandbox: info failed")
-
-
-@pytest.mark.django_db
-def test_refresh_reports_a_provider_that_breaks_its_contract_as_unknown(settings, caplog):
-    make_worker(status=AgentStatus.RUNNING)
-    settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = f"{__name__}.ContractBreakingProvider"
-
-    [agent] = lifecycle.agents_status_refresh([reload()])
-
-    assert (agent.status, agent.status_detail) == ("unknown", "KeyError: 'spec'")
-    assert "status of agent u-alice: provider KeyError failed" in caplog.text
-
-
-@pytest.mark.django_db
-def test_refresh_records_the_box_id_of_a_box_found_by_name(fake_boxes):
-    make_worker()
-    lifecycle.provision("u-alice")
-    Agent.objects.filter(pk="u-alice").update(box_id="", status=AgentStatus.UNKNOWN)
-
-    [agent] = lifecycle.agents_status_refresh([reload()])
-
-    assert (agent.status, agent.box_id) == ("running", "fake-alice")
-
-
-@pytest.mark.django_db
-def test_refresh_leaves_creating_and_failed_agents_alone(fail_sandbox):
-    make_worker("u-new", name="New", status=AgentStatus.CREATING)
-    Agent.objects.create(
-        id="u-broken", name="Broken", slug="broken", role=AgentRole.WORKER, status="failed", status_detail="x"
-    )
-    mark = event_mark()
-
-    refreshed = lifecycle.agents_status_refresh(list(Agent.objects.order_by("id")))
-
-    assert [(agent.id, agent.status) for agent in refreshed] == [
-        ("u-broken", "failed"),
-        ("u-new", "creating"),
-    ]
-    assert event_types_after(mark) == []
-
-
-@pytest.mark.django_db
-def test_refresh_is_cached_for_the_status_ttl(settings, fake_boxes):
-    make_worker()
-    lifecycle.provision("u-alice")
-    settings.CSGCLAW_AGENT_STATUS_TTL = 60
-    lifecycle.agents_status_refresh([reload()])
-    fake_boxes.remove_behind_our_back("alice")
-
-    [cached] = lifecycle.agents_status_refresh([reload()])
-    settings.CSGCLAW_AGENT_STATUS_TTL = 0
-    [fresh] = lifecycle.agents_status_refresh([reload()])
-
-    assert cached.status == AgentStatus.RUNNING
-    assert fresh.status == AgentStatus.UNKNOWN
-
-
-@pytest.mark.django_db
-def test_refresh_never_waits_long_for_a_hanging_provider(settings, monkeypatch):
-    make_worker(status=AgentStatus.RUNNING)
-    settings.CSGCLAW_SANDBOX_PROVIDER_CLASS = f"{__name__}.HangingProvider"
-    monkeypatch.setattr(lifecycle, "STATUS_REFRESH_TIMEOUT_SECONDS", 0.2)
-    started = time.monotonic()
-
-    [agent] = lifecycle.agents_status_refresh([reload()])
-
-    assert time.monotonic() - started < 0.9
-    assert (agent.status, agent.status_detail) == ("unknown", "sandbox did not answer within 0.2s")
-
-
-# --- removal and logs ------------------------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_box_remove_deletes_the_box_and_agent_directory_but_keeps_projects(csgclaw_home, fake_boxes):
-    make_worker()
-    lifecycle.provision("u-alice")
-    (csgclaw_home / "projects" / "plan.md").write_text("shared")
-
-    lifecycle.agent_box_remove(agent=reload())
-
-    assert not (csgclaw_home / "agents" / "alice").exists()
-    assert (csgclaw_home / "projects" / "plan.md").read_text() == "shared"
-    assert fake_boxes.record("alice") is None
-
-
-@pytest.mark.django_db
-def test_box_remove_without_a_box_is_fine(csgclaw_home):
-    lifecycle.agent_box_remove(agent=make_worker(status=AgentStatus.FAILED))
-
-    assert not (csgclaw_home / "agents" / "alice").exists()
-
-
-@pytest.mark.parametrize(("raw", "lines"), [("", 20), ("1", 1), ("5000", 5000), ("007", 7)])
-def test_log_lines_parse_accepts_ascii_numbers_from_1_to_5000(raw, lines):
-    assert lifecycle.log_lines_parse(raw) == lines
-
-
-@pytest.mark.parametrize("raw", ["0", "5001", "abc", "-1", "+5", "1.5", "１", "٣", "99999999999999999999"])
-def test_log_lines_parse_rejects_everything_else(raw):
-    with pytest.raises(Invalid, match=r"^lines must be an integer between 1 and 5000$"):
-        lifecycle.log_lines_parse(raw)
