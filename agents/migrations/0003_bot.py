@@ -14,7 +14,8 @@ def content_type_return(apps, schema_editor):
 
 
 def _content_type_move(apps, schema_editor, *, source: str, target: str) -> None:
-    content_types = apps.get_model("contenttypes", "ContentType").objects.using(schema_editor.connection.alias)
+    content_type = apps.get_model("contenttypes", "ContentType")
+    content_types = content_type.objects.using(schema_editor.connection.alias)
     if not content_types.filter(app_label=target, model="bot").exists():
         content_types.filter(app_label=source, model="bot").update(app_label=target)
 
