@@ -278,7 +278,7 @@ def test_intro_without_description_ends_after_the_name(agent_config, django_capt
 
 
 @pytest.mark.django_db(transaction=True)
-def test_intro_with_a_delay_is_posted_later_on_a_timer(agent_config, settings, until):
+def test_intro_with_a_delay_is_posted_once_the_delay_has_passed(agent_config, settings, until):
     settings.CSGCLAW_WORKER_INTRO_DELAY = 0.4
 
     services.agent_create(config=agent_config, name="Alice")
