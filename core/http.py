@@ -32,12 +32,12 @@ MAX_JSON_DEPTH = 512
 NOT_FOUND_TEXT = "404 page not found"
 METHOD_NOT_ALLOWED_TEXT = "method not allowed"
 
-STATUS_BY_DOMAIN_ERROR: dict[type[errors.DomainError], int] = {
-    errors.Invalid: 400,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.UpstreamFailed: 502,
-    errors.Unavailable: 503,
+STATUS_BY_ERROR_CODE: dict[errors.ErrorCode, int] = {
+    errors.ErrorCode.INVALID: 400,
+    errors.ErrorCode.NOT_FOUND: 404,
+    errors.ErrorCode.CONFLICT: 409,
+    errors.ErrorCode.UPSTREAM_FAILED: 502,
+    errors.ErrorCode.UNAVAILABLE: 503,
 }
 
 # Lone surrogates (from "\ud800" escapes) and NUL cannot be stored (PostgreSQL rejects NUL), so both
@@ -97,7 +97,7 @@ def response_for_exception(request: HttpRequest, exc: BaseException) -> HttpResp
     if isinstance(exc, ApiError):
         return error_response(request, exc.status, exc.message)
     if isinstance(exc, errors.DomainError):
-        return error_response(request, STATUS_BY_DOMAIN_ERROR[type(exc)], exc.message)
+        return error_response(request, STATUS_BY_ERROR_CODE[exc.code], exc.message)
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return error_response(request, 405, METHOD_NOT_ALLOWED_TEXT)
     if isinstance(exc, (Http404, drf_exceptions.NotFound)):
