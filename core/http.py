@@ -1,4 +1,8 @@
-"""HTTP conventions shared by every route: plain-text errors (JSON when asked), body limits and decoding."""
+"""HTTP conventions shared by every route: plain-text errors (JSON when asked), body limits and decoding.
+
+Plain Django views (streams, the LLM proxy, the bridge) use these directly; the DRF routes reach them
+through core.api.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import IO, Any
 
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
@@ -98,6 +102,9 @@ def response_for_exception(request: HttpRequest, exc: BaseException) -> HttpResp
         return error_response(request, exc.status, exc.message)
     if isinstance(exc, errors.DomainError):
         return error_response(request, STATUS_BY_ERROR_CODE[exc.code], exc.message)
+    if isinstance(exc, drf_exceptions.ValidationError):
+        # An input serializer's fields fail with the contract's texts, in check order: the first one wins.
+        return error_response(request, 400, _first_message(exc.detail))
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return error_response(request, 405, METHOD_NOT_ALLOWED_TEXT)
     if isinstance(exc, (Http404, drf_exceptions.NotFound)):
@@ -107,6 +114,12 @@ def response_for_exception(request: HttpRequest, exc: BaseException) -> HttpResp
         return error_response(request, 400, "bad request")
     logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return error_response(request, 500, "internal server error")
+
+
+def _first_message(detail: Any) -> str:
+    while isinstance(detail, (dict, list)):
+        detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
+    return str(detail)
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
@@ -156,13 +169,18 @@ def path_id(value: str) -> str:
 
 def read_body(request: HttpRequest, limit: int) -> bytes:
     """The raw body, or 413 when it is larger than `limit` bytes (never truncated)."""
+    return read_limited(request, request.META.get("CONTENT_LENGTH"), limit)
+
+
+def read_limited(stream: IO[bytes], content_length: str | None, limit: int) -> bytes:
+    """All of `stream`, or 413 when its announced length or what it holds is over `limit` bytes."""
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(content_length or 0)
     except ValueError:
         declared = 0
     if declared > limit:
         raise ApiError(413, BODY_TOO_LARGE_TEXT)
-    raw = request.read(limit + 1)
+    raw = stream.read(limit + 1)
     if len(raw) > limit:
         raise ApiError(413, BODY_TOO_LARGE_TEXT)
     return raw
@@ -260,17 +278,22 @@ def decode_json_object(raw: bytes, *, keep_nul: bool = False) -> dict[str, Any]:
     return value
 
 
+def field_type_text(name: str, expected: str) -> str:
+    """The decode error of a known field with a value of the wrong type (http-api.md §1.2)."""
+    return f'decode request: field "{name}" must be {expected}'
+
+
 def parse_json_body(
     request: HttpRequest,
     *,
     strings: Iterable[str] = (),
     string_lists: Iterable[str] = (),
-    booleans: Iterable[str] = (),
     limit: int = ONE_MIB,
 ) -> dict[str, Any]:
     """Read, size-check and decode a JSON object body, checking the types of the endpoint's known fields.
 
-    JSON null means "absent" (the key is dropped) and a null element of a string array counts as "".
+    For plain Django views; DRF routes get the same from core.api's parser and fields. JSON null means
+    "absent" (the key is dropped) and a null element of a string array counts as "".
     """
     body = decode_json_object(read_body(request, limit))
     for name in strings:
@@ -278,21 +301,15 @@ def parse_json_body(
         if value is None:
             body.pop(name, None)
         elif not isinstance(value, str):
-            raise ApiError(400, f'decode request: field "{name}" must be a string')
+            raise ApiError(400, field_type_text(name, "a string"))
     for name in string_lists:
         value = body.get(name)
         if value is None:
             body.pop(name, None)
         elif not isinstance(value, list) or not all(item is None or isinstance(item, str) for item in value):
-            raise ApiError(400, f'decode request: field "{name}" must be an array of strings')
+            raise ApiError(400, field_type_text(name, "an array of strings"))
         else:
             body[name] = ["" if item is None else item for item in value]
-    for name in booleans:
-        value = body.get(name)
-        if value is None:
-            body.pop(name, None)
-        elif not isinstance(value, bool):
-            raise ApiError(400, f'decode request: field "{name}" must be a boolean')
     return body
 
 
