@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api import WireSerializer
 from im.identity import ADMIN_ID
 from im.models import ChatUser, Message, MessageKind, Room
 
@@ -22,36 +25,48 @@ def format_time(moment: datetime) -> str:
     return text + "Z"
 
 
-class UserSerializer(serializers.BaseSerializer):
-    def to_representation(self, user: ChatUser) -> dict[str, Any]:
-        return {
-            "id": user.id,
-            "name": user.name,
-            "handle": user.handle,
-            "role": user.role,
-            "avatar": user.avatar,
-            "is_online": user.is_online,
-            "accent_hex": user.accent_hex,
-            "created_at": format_time(user.created_at),
-        }
+@extend_schema_field(OpenApiTypes.DATETIME)
+class TimeField(serializers.Field):
+    """A moment as every object carries it (format_time)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: datetime) -> str:
+        return format_time(value)
 
 
-class MessageSerializer(serializers.BaseSerializer):
+class UserSerializer(WireSerializer):
+    """A user (http-api.md §2.1)."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+    handle = serializers.CharField()
+    role = serializers.CharField()
+    avatar = serializers.CharField()
+    is_online = serializers.BooleanField()
+    accent_hex = serializers.CharField()
+    created_at = TimeField()
+
+
+class MessageSerializer(WireSerializer):
+    """A message (http-api.md §2.3)."""
+
+    id = serializers.CharField(source="message_id")
+    sender_id = serializers.CharField()
+    kind = serializers.CharField()
+    content = serializers.CharField()
+    # Only event messages carry it (the system line's structured form).
+    event = serializers.JSONField(required=False)
+    created_at = TimeField()
+    mentions = serializers.ListField(child=serializers.CharField())
+    client_msg_id = serializers.CharField(required=False)
+    metadata = serializers.JSONField(required=False)
+
     def to_representation(self, message: Message) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": message.message_id,
-            "sender_id": message.sender_id,
-            "kind": message.kind,
-            "content": message.content,
-        }
-        if message.kind == MessageKind.EVENT and message.event is not None:
-            data["event"] = message.event
-        data["created_at"] = format_time(message.created_at)
-        data["mentions"] = list(message.mentions or [])
-        if message.client_msg_id:
-            data["client_msg_id"] = message.client_msg_id
-        if message.metadata:
-            data["metadata"] = message.metadata
+        data = super().to_representation(message)
+        if message.kind != MessageKind.EVENT:
+            data.pop("event", None)
         return data
 
 
@@ -68,21 +83,39 @@ def subtitle(member_count: int) -> str:
     return "1 member" if member_count == 1 else f"{member_count} members"
 
 
-class RoomSerializer(serializers.BaseSerializer):
+def _members(room: Room) -> list[ChatUser]:
+    return [membership.user for membership in room.memberships.all()]
+
+
+class RoomSerializer(WireSerializer):
     """A presented room. Expects `memberships` (with users) and `messages` prefetched, as selectors do."""
 
-    def to_representation(self, room: Room) -> dict[str, Any]:
-        members = [membership.user for membership in room.memberships.all()]
-        member_ids = [member.id for member in members]
-        data: dict[str, Any] = {
-            "id": room.id,
-            "title": presented_title(room, members),
-            "subtitle": subtitle(len(members)),
-        }
-        if room.description:
-            data["description"] = room.description
-        data["members"] = member_ids
-        data["participants"] = list(member_ids)
-        data["is_direct"] = room.is_direct
-        data["messages"] = MessageSerializer(room.messages.all(), many=True).data
-        return data
+    id = serializers.CharField()
+    title = serializers.SerializerMethodField()
+    subtitle = serializers.SerializerMethodField()
+    description = serializers.CharField(required=False)
+    members = serializers.SerializerMethodField()
+    participants = serializers.SerializerMethodField()
+    is_direct = serializers.BooleanField()
+    messages = MessageSerializer(many=True)
+
+    def get_title(self, room: Room) -> str:
+        return presented_title(room, _members(room))
+
+    def get_subtitle(self, room: Room) -> str:
+        return subtitle(len(room.memberships.all()))
+
+    def get_members(self, room: Room) -> list[str]:
+        return [member.id for member in _members(room)]
+
+    def get_participants(self, room: Room) -> list[str]:
+        return self.get_members(room)
+
+
+class BootstrapSerializer(WireSerializer):
+    """The workspace's first state (http-api.md §6.1): users, presented rooms and the stream cursor."""
+
+    current_user_id = serializers.CharField()
+    users = UserSerializer(many=True)
+    rooms = RoomSerializer(many=True)
+    last_event_id = serializers.IntegerField()

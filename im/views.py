@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from core.api import ApiView, ContractCharField, ContractSerializer, ContractStringListField, error_responses
 from core.errors import Invalid
-from core.http import ApiView, parse_json_body, query_value, request_locale
+from core.http import query_value, request_locale
 from im import selectors, services
 from im.realtime import eventlog
-from im.serializers import CURRENT_USER_ID, MessageSerializer, RoomSerializer, UserSerializer
+from im.serializers import (
+    CURRENT_USER_ID,
+    BootstrapSerializer,
+    MessageSerializer,
+    RoomSerializer,
+    UserSerializer,
+)
 
 
 async def healthz(request: HttpRequest) -> HttpResponse:
@@ -18,106 +26,160 @@ async def healthz(request: HttpRequest) -> HttpResponse:
 
 
 class BootstrapView(ApiView):
+    @extend_schema(responses={200: BootstrapSerializer}, summary="The workspace's users, rooms and cursor")
     def get(self, request):
         # Read the cursor before the state: replaying from it may repeat, but never miss, an event.
         last_event_id = eventlog.event_newest_seq()
-        return Response(
-            {
-                "current_user_id": CURRENT_USER_ID,
-                "users": UserSerializer(selectors.user_list(), many=True).data,
-                "rooms": RoomSerializer(selectors.room_list(), many=True).data,
-                "last_event_id": last_event_id,
-            }
-        )
+        state = {
+            "current_user_id": CURRENT_USER_ID,
+            "users": selectors.user_list(),
+            "rooms": selectors.room_list(),
+            "last_event_id": last_event_id,
+        }
+        return Response(BootstrapSerializer(state).data)
 
 
 class RoomCreateView(ApiView):
+    class InputSerializer(ContractSerializer):
+        """The body of a room creation (http-api.md §6.3)."""
+
+        title = ContractCharField()
+        creator_id = ContractCharField()
+        description = ContractCharField()
+        locale = ContractCharField()
+        member_ids = ContractStringListField()
+        participant_ids = ContractStringListField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: RoomSerializer, **error_responses(400, 413)},
+        summary="Create a room",
+    )
     def post(self, request):
-        body = parse_json_body(
-            request,
-            strings=("title", "creator_id", "description", "locale"),
-            string_lists=("member_ids", "participant_ids"),
-        )
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         room = services.room_create(
-            creator_id=body.get("creator_id", ""),
-            title=body.get("title", ""),
-            member_ids=body.get("member_ids"),
-            participant_ids=body.get("participant_ids"),
-            description=body.get("description", ""),
-            locale=request_locale(request, body.get("locale", "")),
+            creator_id=data["creator_id"],
+            title=data["title"],
+            member_ids=data["member_ids"],
+            participant_ids=data["participant_ids"],
+            description=data["description"],
+            locale=request_locale(request, data["locale"]),
         )
         return Response(RoomSerializer(room).data, status=201)
 
 
 class RoomsView(RoomCreateView):
+    @extend_schema(responses={200: RoomSerializer(many=True)}, summary="List rooms")
     def get(self, request):
         return Response(RoomSerializer(selectors.room_list(), many=True).data)
 
 
 class RoomDetailView(ApiView):
+    @extend_schema(responses={204: None, **error_responses(404)}, summary="Delete a room")
     def delete(self, request, room_id: str):
         services.room_delete(room_id=room_id)
         return Response(status=204)
 
 
+class RoomInviteView(ApiView):
+    class InputSerializer(ContractSerializer):
+        """The body of an invitation (http-api.md §6.5, §6.6); §6.5 takes the room from the path."""
+
+        room_id = ContractCharField()
+        inviter_id = ContractCharField()
+        locale = ContractCharField()
+        user_ids = ContractStringListField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: RoomSerializer, **error_responses(400, 413)},
+        summary="Invite users into a room",
+    )
+    def post(self, request):
+        return _invite(request)
+
+
+class RoomMembersView(ApiView):
+    @extend_schema(responses={200: UserSerializer(many=True), **error_responses(404)}, summary="List members")
+    def get(self, request, room_id: str):
+        room = selectors.room_get(room_id)
+        return Response(UserSerializer(selectors.room_members(room), many=True).data)
+
+    @extend_schema(
+        request=RoomInviteView.InputSerializer,
+        responses={200: RoomSerializer, **error_responses(400, 413)},
+        summary="Invite users into the room of the path",
+    )
+    def post(self, request, room_id: str):
+        return _invite(request, room_in_path=room_id)
+
+
 def _invite(request, *, room_in_path: str | None = None) -> Response:
     """§6.5 names the room in the path; a body room_id, if any, must name the same one."""
-    body = parse_json_body(request, strings=("room_id", "inviter_id", "locale"), string_lists=("user_ids",))
-    room_id = body.get("room_id", "")
+    serializer = RoomInviteView.InputSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    room_id = data["room_id"]
     if room_in_path is not None:
         if room_id.strip() and room_id.strip() != room_in_path:
             raise Invalid("room_id does not match path room id")
         room_id = room_in_path
     room = services.room_invite(
         room_id=room_id,
-        inviter_id=body.get("inviter_id", ""),
-        user_ids=body.get("user_ids"),
-        locale=request_locale(request, body.get("locale", "")),
+        inviter_id=data["inviter_id"],
+        user_ids=data["user_ids"],
+        locale=request_locale(request, data["locale"]),
     )
     return Response(RoomSerializer(room).data)
 
 
-class RoomInviteView(ApiView):
-    def post(self, request):
-        return _invite(request)
-
-
-class RoomMembersView(ApiView):
-    def get(self, request, room_id: str):
-        room = selectors.room_get(room_id)
-        return Response(UserSerializer(selectors.room_members(room), many=True).data)
-
-    def post(self, request, room_id: str):
-        return _invite(request, room_in_path=room_id)
-
-
 class UsersView(ApiView):
+    @extend_schema(responses={200: UserSerializer(many=True)}, summary="List users")
     def get(self, request):
         return Response(UserSerializer(selectors.user_list(), many=True).data)
 
 
 class UserDetailView(ApiView):
+    @extend_schema(responses={204: None, **error_responses(404, 409)}, summary="Delete a user")
     def delete(self, request, user_id: str):
         services.user_delete(user_id=user_id)
         return Response(status=204)
 
 
 class MessageSendView(ApiView):
+    class InputSerializer(ContractSerializer):
+        """The body of a message send (http-api.md §6.10)."""
+
+        room_id = ContractCharField()
+        sender_id = ContractCharField()
+        content = ContractCharField()
+        mention_id = ContractCharField()
+        client_msg_id = ContractCharField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: MessageSerializer,
+            200: MessageSerializer,  # a client_msg_id already sent: the stored message again
+            **error_responses(400, 413),
+        },
+        summary="Send a message",
+    )
     def post(self, request):
-        body = parse_json_body(
-            request, strings=("room_id", "sender_id", "content", "mention_id", "client_msg_id")
-        )
-        sent = services.message_send(
-            room_id=body.get("room_id", ""),
-            sender_id=body.get("sender_id", ""),
-            content=body.get("content", ""),
-            mention_id=body.get("mention_id", ""),
-            client_msg_id=body.get("client_msg_id", ""),
-        )
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        sent = services.message_send(**serializer.validated_data)
         return Response(MessageSerializer(sent.message).data, status=201 if sent.created else 200)
 
 
 class MessagesView(MessageSendView):
+    @extend_schema(
+        parameters=[OpenApiParameter("room_id", str, required=True)],
+        responses={200: MessageSerializer(many=True), **error_responses(400, 404)},
+        summary="List a room's messages",
+    )
     def get(self, request):
         messages = selectors.message_list(query_value(request, "room_id"))
         return Response(MessageSerializer(messages, many=True).data)
