@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
-from agents.models import Agent
-from im.serializers import format_time
-
-OPTIONAL_FIELDS_BEFORE_ROLE = ("description", "image", "box_id")
-PROFILE_FIELDS = ("profile", "provider", "model_id", "reasoning_effort")
-# Extension fields (builtin-runtime.md §2.1), after the upstream ones and omitted when empty.
-EXTENSION_FIELDS = ("runtime",)
+from core.api import WireSerializer
+from im.serializers import TimeField
 
 
-class AgentSerializer(serializers.BaseSerializer):
-    def to_representation(self, agent: Agent) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": agent.id, "name": agent.name}
-        data.update(
-            {name: getattr(agent, name) for name in OPTIONAL_FIELDS_BEFORE_ROLE if getattr(agent, name)}
-        )
-        data["role"] = agent.role
-        data["status"] = agent.status
-        if agent.status_detail:
-            data["status_detail"] = agent.status_detail
-        data["created_at"] = format_time(agent.created_at)
-        data.update({name: getattr(agent, name) for name in PROFILE_FIELDS if getattr(agent, name)})
-        data.update({name: getattr(agent, name) for name in EXTENSION_FIELDS if getattr(agent, name)})
-        return data
+class AgentSerializer(WireSerializer):
+    """Optional keys are omitted when empty; `runtime` is an extension (builtin-runtime.md §2.1), last."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField(required=False)
+    image = serializers.CharField(required=False)
+    box_id = serializers.CharField(required=False)
+    role = serializers.CharField()
+    status = serializers.CharField()
+    status_detail = serializers.CharField(required=False)
+    created_at = TimeField()
+    profile = serializers.CharField(required=False)
+    provider = serializers.CharField(required=False)
+    model_id = serializers.CharField(required=False)
+    reasoning_effort = serializers.CharField(required=False)
+    runtime = serializers.CharField(required=False)
+
+
+class AgentJoinedSerializer(WireSerializer):
+    """The answer of `POST /api/v1/im/agents/join` (http-api.md §6.11)."""
+
+    message = serializers.CharField()
+    room_id = serializers.CharField()
+    agent_id = serializers.CharField()
+
+
+class TokenRotationSerializer(WireSerializer):
+    """The answer of a token rotation (security.md S2.3): which agent, and when; never the token itself."""
+
+    id = serializers.CharField(source="agent_id")
+    rotated_at = TimeField()
