@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import Bot
+from core.api import WireSerializer
 from im.serializers import format_time
 
 # Go's zero time.Time as upstream renders it: the created_at of a Feishu bot that exists only in config.
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-class BotSerializer(serializers.BaseSerializer):
+class BotSerializer(WireSerializer):
     """Serialises a Bot that carries `available` (set by the bot selectors and services)."""
 
-    def to_representation(self, bot: Bot) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": bot.bot_id, "name": bot.name}
-        if bot.description:
-            data["description"] = bot.description
-        data.update(
-            {
-                "role": bot.role,
-                "channel": bot.channel,
-                "agent_id": bot.agent_id,
-                "user_id": bot.user_id,
-                "available": bool(bot.available),
-                "created_at": format_time(bot.created_at) if bot.created_at else ZERO_TIME,
-            }
-        )
-        return data
+    id = serializers.CharField(source="bot_id")
+    name = serializers.CharField()
+    description = serializers.CharField(required=False)
+    role = serializers.CharField()
+    channel = serializers.CharField()
+    agent_id = serializers.CharField()
+    user_id = serializers.CharField()
+    available = serializers.SerializerMethodField()
+    created_at = serializers.SerializerMethodField()
+
+    def get_available(self, bot: Bot) -> bool:
+        return bool(bot.available)
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_created_at(self, bot: Bot) -> str:
+        return format_time(bot.created_at) if bot.created_at else ZERO_TIME
