@@ -18,7 +18,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
-from rest_framework.views import APIView
 
 from core import errors
 
@@ -311,23 +310,6 @@ def parse_json_body(
         else:
             body[name] = ["" if item is None else item for item in value]
     return body
-
-
-class ApiView(APIView):
-    """Base of every JSON REST route: exact 404/405 order, no HEAD/OPTIONS, no auth, contract errors."""
-
-    http_method_names = ["get", "post", "put", "patch", "delete"]
-
-    def perform_content_negotiation(self, request, force: bool = False):
-        # Success bodies are always JSON whatever the Accept header says (as upstream); DRF would
-        # otherwise refuse e.g. `Accept: text/plain` with NotAcceptable, which the contract does not have.
-        return super().perform_content_negotiation(request, force=True)
-
-    def initial(self, request, *args: Any, **kwargs: Any) -> None:
-        # Path ids are checked before the method so that a bad path is 404 even for a wrong method.
-        for name, value in kwargs.items():
-            self.kwargs[name] = path_id(value)
-        super().initial(request, *args, **kwargs)
 
 
 def request_locale(request: HttpRequest, body_locale: str = "") -> str:
