@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
+from agents.models import Agent
 from bots import selectors
 from bots.tests.llm_bridge import (
     AGENT_ID,
@@ -124,3 +127,23 @@ def test_timeouts_come_from_config_and_settings_override_them(write_config, sett
 
     target = selectors.llm_target_get(AGENT_ID)
     assert (target.request_timeout, target.idle_timeout) == (12.5, 0.25)
+
+
+# --- the hand-built model-choice read (issue 12: a statement that stays must not drift from the model) --
+
+
+def test_the_model_choice_statement_reads_what_the_orm_reads():
+    # Every field distinct per agent and across agents: a swapped column or a wrong row shows.
+    stored = [
+        make_agent(),
+        make_agent("u-blank", profile="", provider="", model_id="", reasoning_effort=""),
+        make_agent(
+            "u-odd", profile=" zeta.z-1 ", provider="other", model_id="ünï 🙂", reasoning_effort=" HIGH "
+        ),
+    ]
+    names = [field.name for field in fields(selectors.AgentModelChoice)]
+
+    for agent in stored:
+        orm = Agent.objects.values_list(*names).get(pk=agent.pk)
+        assert selectors.agent_model_choice_get(agent.pk) == selectors.AgentModelChoice(*orm)
+    assert selectors.agent_model_choice_get("u-ghost") is None
