@@ -25,7 +25,7 @@ from agents.lifecycle.provisioning import (
     provisioning_queue,
     provisioning_requeue_stale,
 )
-from agents.lifecycle.runtime import current_config, current_config_for_request
+from agents.lifecycle.runtime import current_config_for_request
 from agents.lifecycle.status import agents_status_observe
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "agent_start",
     "agent_stop",
     "agents_status_observe",
-    "current_config",
     "current_config_for_request",
     "log_lines_parse",
     "manager_box_ensure",
