@@ -26,7 +26,7 @@ from core.config import (
     get_config_or_default,
     last_loaded_config,
 )
-from core.db.threads import KeptConnectionThreads
+from core.db.threads import CREDENTIALS
 
 CredentialKind = Literal["server", "agent"]
 
@@ -46,7 +46,6 @@ _CACHE_MAX = 4096
 
 _cache: dict[bytes, tuple[str, float]] = {}
 _cache_lock = threading.Lock()
-_lookup = KeptConnectionThreads("credentials-db", workers=2).run
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -111,7 +110,7 @@ async def acredential_kind(token: str | None) -> CredentialKind | None:
         return None
     if _cached(_key(token)) is not None:
         return "agent"
-    return "agent" if await _lookup(credential_agent_id, token) is not None else None
+    return "agent" if await CREDENTIALS.run(credential_agent_id, token) is not None else None
 
 
 def forget_agent_tokens() -> None:

@@ -11,7 +11,6 @@ import ipaddress
 from importlib import import_module
 from urllib.parse import urlencode, urlsplit
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import auth
 from django.core.exceptions import DisallowedHost
@@ -26,6 +25,7 @@ from agents.credentials import (
     is_server_token,
     server_config,
 )
+from core.db.threads import REQUEST_THREAD
 from core.http import error_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -130,7 +130,7 @@ async def aremote_allowed(request: HttpRequest) -> bool:
         return await acredential_kind(token) is not None
     if settings.SESSION_COOKIE_NAME not in request.COOKIES:
         return False
-    return await sync_to_async(session_allows)(request)
+    return await REQUEST_THREAD.run(session_allows, request)
 
 
 def unauthenticated_answer(request: HttpRequest) -> HttpResponse:

@@ -10,12 +10,13 @@ server.access.
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.module_loading import import_string
 
+from core.db.threads import REQUEST_THREAD
 from server import access
 
 SITE_MIDDLEWARE = (
@@ -64,7 +65,7 @@ class SitePagesMiddleware:
     async def _process_view_async(self, request: HttpRequest, view_func, view_args, view_kwargs):
         if is_api_path(request.path_info):
             return None
-        return await sync_to_async(self.csrf.process_view)(request, view_func, view_args, view_kwargs)
+        return await REQUEST_THREAD.run(self.csrf.process_view, request, view_func, view_args, view_kwargs)
 
 
 class AccessMiddleware:

@@ -10,8 +10,8 @@ import hmac
 from collections.abc import Callable
 
 from agents.credentials import PLACEHOLDER_TOKEN, auth_disabled, bearer_token, is_server_token
-from bots.llm.db import bridge_read
 from bots.selectors import agent_api_token
+from core.db.threads import BRIDGE_READ
 from im.selectors import is_lookup_id
 
 
@@ -34,5 +34,5 @@ async def bearer_allowed(
         return True
     if not is_lookup_id(bot_id):
         return False
-    own_token = await bridge_read(token_of, bot_id)
+    own_token = await BRIDGE_READ.run(token_of, bot_id)
     return own_token is not None and hmac.compare_digest(token.encode(), own_token.encode())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from bots import services
+from core.db.threads import REQUEST_THREAD
 from core.http import method_not_allowed, parse_json_body
 
 
@@ -24,4 +24,4 @@ def _send(request: HttpRequest, bot_id: str) -> HttpResponse:
 async def message_send(request: HttpRequest, bot_id: str) -> HttpResponse:
     if request.method != "POST":
         return method_not_allowed(request)
-    return await sync_to_async(_send)(request, bot_id)
+    return await REQUEST_THREAD.run(_send, request, bot_id)

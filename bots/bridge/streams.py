@@ -9,13 +9,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from bots.bridge.auth import bearer_allowed
 from bots.bridge.cursors import StoredCursorMemory, StreamCursorKind
 from bots.feishu.client import FeishuError, feishu_open_id
+from core.db.threads import STREAM_READ
 from core.http import clean_text, error_response, method_not_allowed, not_found
 from im.events import MESSAGE_CREATED
 from im.models import EventStream
@@ -75,7 +75,7 @@ async def feishu_bot_events(request: HttpRequest, bot_id: str) -> HttpResponse:
     if not await bearer_allowed(request.headers.get("Authorization", ""), bot_id=bot_id):
         return error_response(request, 401, "unauthorized")
     try:
-        open_id = await sync_to_async(feishu_open_id, thread_sensitive=False)(bot_id)
+        open_id = await STREAM_READ.run(feishu_open_id, bot_id)
     except FeishuError as exc:
         return error_response(request, 400, f"resolve feishu bot open_id: {exc.message}")
     return event_stream_response(request, feishu_feed(bot_id=bot_id, open_id=open_id))

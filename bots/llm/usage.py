@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from bots.llm.db import bridge_write
 from bots.models import LlmOutcome, LlmUsage
 from core.config import mask_url_credentials
+from core.db.threads import BRIDGE_WRITE
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def llm_call_record(call: LlmCall) -> None:
         return
     call.recorded = True
     call.latency_ms = call.elapsed_ms()
-    task = asyncio.get_running_loop().create_task(bridge_write(_write_usage, _usage_row(call)))
+    task = asyncio.get_running_loop().create_task(BRIDGE_WRITE.run(_write_usage, _usage_row(call)))
     _pending_writes.add(task)
     task.add_done_callback(_pending_writes.discard)
 

@@ -20,7 +20,6 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from bots import selectors
-from bots.llm.db import bridge_read
 from bots.llm.upstream import (
     EVENT_STREAM_TYPE,
     JSON_TYPE,
@@ -37,6 +36,7 @@ from bots.llm.upstream import (
 from bots.llm.usage import EventStreamUsageTap, JsonUsageTap, LlmCall, UsageTap, llm_call_record
 from bots.models import LlmOutcome
 from core.config import ResolvedModel
+from core.db.threads import BRIDGE_READ
 from core.errors import DomainError
 from core.http import (
     ONE_MIB,
@@ -75,7 +75,7 @@ async def llm_models(
     if request.method != "GET":
         return answered_locally(method_not_allowed(request), started)
     try:
-        _, target = await bridge_read(target_get, bot_id)
+        _, target = await BRIDGE_READ.run(target_get, bot_id)
     except DomainError as exc:
         return answered_locally(response_for_exception(request, exc), started)
     listing = {
@@ -96,7 +96,7 @@ async def llm_chat_completions(
     try:
         raw = _read_request_body(request)
         # Resolved before decoding, so an unknown agent with a bad body is a 404 (§2).
-        agent_id, target = await bridge_read(target_get, bot_id)
+        agent_id, target = await BRIDGE_READ.run(target_get, bot_id)
         body = decode_json_object(raw, keep_nul=True)
     except (ApiError, DomainError) as exc:
         return answered_locally(response_for_exception(request, exc), started)

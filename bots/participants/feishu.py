@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
 from bots.bridge.auth import bearer_allowed
 from bots.bridge.streams import feishu_feed
 from bots.feishu.client import FeishuError, feishu_app_configured, feishu_open_id
 from bots.participants.identity import participant_agent_token, strip_participant_id
+from core.db.threads import STREAM_READ
 from core.http import error_response
 from im.realtime.sse import event_stream_response
 
@@ -30,7 +30,7 @@ async def feishu_participant_events(request: HttpRequest, path_id: str) -> HttpR
     if not await bearer_allowed(authorization, bot_id=path_id, token_of=participant_agent_token):
         return error_response(request, 401, "unauthorized")
     try:
-        open_id = await sync_to_async(feishu_participant_open_id, thread_sensitive=False)(path_id)
+        open_id = await STREAM_READ.run(feishu_participant_open_id, path_id)
     except FeishuError as exc:
         return error_response(request, 400, f"resolve feishu bot open_id: {exc.message}")
     return event_stream_response(request, feishu_feed(bot_id=path_id, open_id=open_id))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -17,6 +16,7 @@ from bots.participants import services
 from bots.participants.feishu import feishu_participant_events
 from bots.participants.identity import participant_agent_token, participant_resolve
 from bots.participants.stream import participant_feed, recipient_load
+from core.db.threads import REQUEST_THREAD, STREAM_READ
 from core.http import (
     ApiError,
     clean_text,
@@ -25,7 +25,6 @@ from core.http import (
     not_found,
     parse_json_body,
 )
-from im.realtime.eventlog import in_db_thread
 from im.realtime.sse import Feed, event_stream_response
 
 CSGCLAW_CHANNEL = "csgclaw"
@@ -58,7 +57,7 @@ async def participant_events(request: HttpRequest, channel: str, participant_id:
         return await feishu_participant_events(request, path_id)
     if not await _authorized(request, path_id):
         return error_response(request, 401, "unauthorized")
-    feed = await in_db_thread(_stream_setup, path_id)
+    feed = await STREAM_READ.run(_stream_setup, path_id)
     return event_stream_response(request, feed)
 
 
@@ -104,4 +103,4 @@ async def participant_messages(request: HttpRequest, channel: str, participant_i
         return method_not_allowed(request)
     if not await _authorized(request, path_id):
         return error_response(request, 401, "unauthorized")
-    return await sync_to_async(_send)(request, path_id)
+    return await REQUEST_THREAD.run(_send, request, path_id)

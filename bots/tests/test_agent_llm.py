@@ -12,7 +12,6 @@ import respx
 from asgiref.sync import sync_to_async
 
 from agents.models import Agent
-from bots.llm import views as llm
 from bots.llm.usage import llm_usage_writes_settled
 from bots.llm.views import MAX_BODY_BYTES, OVERHEAD_HEADER
 from bots.tests.llm_bridge import (
@@ -36,6 +35,7 @@ from bots.tests.llm_bridge import (
     usage_rows,
 )
 from core.config import clear_config_cache
+from core.db.threads import BRIDGE_READ
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]
 
@@ -287,13 +287,13 @@ async def test_resolution_and_model_lookup_are_one_bridge_hop(dev, provider, mon
     """The latency budget: one database-thread hop per call with the server token, as on the bot route."""
     provider.mock(return_value=httpx.Response(200, json=ANSWER))
     hops: list[str] = []
-    real_bridge_read = llm.bridge_read
+    real_run = BRIDGE_READ.run
 
-    async def counting_bridge_read(function: Any, *args: Any) -> Any:
+    async def counting_run(function: Any, *args: Any) -> Any:
         hops.append(function.__name__)
-        return await real_bridge_read(function, *args)
+        return await real_run(function, *args)
 
-    monkeypatch.setattr(llm, "bridge_read", counting_bridge_read)
+    monkeypatch.setattr(BRIDGE_READ, "run", counting_run)
 
     response = await call(llm_path("pt-dev", "chat/completions"), chat_body())
 

@@ -11,6 +11,7 @@ from channels.testing import ApplicationCommunicator
 from django.core.signals import request_finished
 from django.db import connection
 
+from core.db.threads import RequestThreads
 from csgclaw_site.asgi import ReusedThreadASGIHandler
 from csgclaw_site.tests.asgi_scope import http_scope
 
@@ -83,8 +84,8 @@ async def test_concurrent_requests_never_share_a_thread(finished_on):
 
 
 async def test_executors_beyond_the_idle_limit_are_shut_down(finished_on):
-    handler = ReusedThreadASGIHandler()
-    handler.max_idle_executors = 1
+    threads = RequestThreads(max_idle=1)
+    handler = ReusedThreadASGIHandler(threads)
     requests = [communicator(handler, ORM_PATH) for _ in range(3)]
     for request in requests:
         await request.send_input({"type": "http.request", "body": b"", "more_body": True})
@@ -93,4 +94,4 @@ async def test_executors_beyond_the_idle_limit_are_shut_down(finished_on):
         assert await finish(request) == 200
 
     assert len({seen.thread for seen in finished_on}) == 3
-    assert len(handler._idle_executors) == 1
+    assert len(threads._idle) == 1

@@ -1,17 +1,15 @@
 """Reads of the durable event log for streams: rows after a cursor, newest seq, prune mark, msg-id → seq.
 
-Streams run these reads off the event loop through `in_db_thread` (events.md §5.5).
+Streams run these reads off the event loop on core.db.threads' STREAM_READ pool (events.md §5.5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import connection
 from django.db.models import Max
 from django.db.models.functions import Coalesce, Length
 
@@ -189,16 +187,3 @@ def event_seq_of_message(*, stream: str, message_id: str) -> int | None:
         .values_list("seq", flat=True)
         .first()
     )
-
-
-def _run_and_close(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    # Worker threads are pooled and outlive the stream: never leave a connection open in one.
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        connection.close()
-
-
-async def in_db_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run database work off the event loop without pinning the request's thread-sensitive executor."""
-    return await sync_to_async(_run_and_close, thread_sensitive=False)(fn, *args, **kwargs)

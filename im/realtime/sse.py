@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from core.db.threads import KeptConnectionThreads
+from core.db.threads import CURSOR_MEMORY, STREAM_READ
 from core.flow import Connection, current_connection
 from core.http import ONE_MIB, clean_text, error_response
 from core.sse import CONNECTED, PING, sse_frame, sse_response
@@ -37,7 +37,6 @@ from im.realtime.eventlog import (
     event_newest_seq,
     event_pruned_through,
     event_seq_of_message,
-    in_db_thread,
 )
 from im.realtime.slots import RETRY_AFTER_SECONDS, TOO_MANY_STREAMS_TEXT, stream_slots
 from im.realtime.tail import log_tail
@@ -141,12 +140,8 @@ def start_cursor(feed: Feed, requested: tuple[str | None, ...]) -> StartCursor:
     return StartCursor(cursor, reset=False)
 
 
-# Cursor memory writes get a thread of their own, so they never queue in front of the reads that deliver.
-_memory_thread = KeptConnectionThreads("cursor-memory", workers=1)
-
-
 async def _remember(memory: CursorMemory, seq: int, *, force: bool) -> None:
-    await _memory_thread.run(memory.remember, seq, force=force)
+    await CURSOR_MEMORY.run(memory.remember, seq, force=force)
 
 
 class CursorWriter:
@@ -189,7 +184,7 @@ async def _caught_up(feed: Feed, rows: list[LoggedEvent], *, through: int) -> li
     if feed.catch_up_filter is None or not rows or rows[0].seq > through:
         return rows
     old = [row for row in rows if row.seq <= through]
-    return [*await in_db_thread(feed.catch_up_filter, old), *rows[len(old) :]]
+    return [*await STREAM_READ.run(feed.catch_up_filter, old), *rows[len(old) :]]
 
 
 async def _client_keeps_up(connection: Connection | None) -> bool:
@@ -226,7 +221,7 @@ async def event_stream(
     try:
         yield CONNECTED
         last_write = loop.time()
-        start = await in_db_thread(feed.start or start_cursor, feed, requested)
+        start = await STREAM_READ.run(feed.start or start_cursor, feed, requested)
         cursor = start.seq
         if start.reset:
             yield reset_frame(cursor)

@@ -16,7 +16,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from operator import attrgetter
 
-from core.db.threads import KeptConnectionThreads
+from core.db.threads import LOG_TAIL_READ, STREAM_READ
 from im.realtime.broker import broker
 from im.realtime.eventlog import (
     EventSelection,
@@ -25,7 +25,6 @@ from im.realtime.eventlog import (
     event_batch_length,
     event_list_after,
     event_rows_newest_after,
-    in_db_thread,
 )
 
 # The window only has to cover what live streams have not sent yet: the rows of the last few wake-ups, or
@@ -37,10 +36,6 @@ WINDOW_CHARS = 4 * 1024 * 1024
 # One batch of one stream: a stream holds its batch until its client has taken it (im.realtime.sse), so
 # huge rows come a few at a time, not `limit` at once (security.md S7.3). A single row always fits.
 BATCH_CHARS = 1024 * 1024
-
-# Every wake-up of the process refreshes through this thread: its kept connection spares each refresh a
-# new one, and refreshes never queue behind the streams' own reads.
-_refresh_thread = KeptConnectionThreads("log-tail-read", workers=1)
 
 
 @dataclass(frozen=True)
@@ -128,7 +123,7 @@ class LogTail:
         # Every row up to `high` committed before this read starts (commit order is seq order), so a short
         # read has seen all of them, and the stream can move on to the window.
         considered = cursor if self._high is None else max(cursor, self._high)
-        rows, cut = await in_db_thread(_rows_within_budget, selection, cursor=cursor, limit=limit)
+        rows, cut = await STREAM_READ.run(_rows_within_budget, selection, cursor=cursor, limit=limit)
         if rows and (cut or len(rows) == limit):
             return Batch(rows, rows[-1].seq, full=True)
         return Batch(rows, max(considered, rows[-1].seq) if rows else considered, full=False)
@@ -155,7 +150,7 @@ class LogTail:
         started = asyncio.get_running_loop().time()
         after = self._high or 0
         try:
-            rows = await _refresh_thread.run(event_rows_newest_after, after, limit=self._max_rows)
+            rows = await LOG_TAIL_READ.run(event_rows_newest_after, after, limit=self._max_rows)
         finally:
             self._refreshing = None
         self._extend(rows, after=after, complete=len(rows) < self._max_rows)
