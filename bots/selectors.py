@@ -78,9 +78,9 @@ def agent_model_choice_get(agent_id: str) -> AgentModelChoice | None:
     """The stored fields that pick the agent's model; None for an unknown agent.
 
     Hand-built SQL, because it runs before every LLM call: the ORM's `values_list(...).get(pk=...)` costs
-    0.35-0.45 ms more CPU per call (bench/sql_vs_orm.py, on SQLite and on PostgreSQL), over issue 12's
-    0.3 ms bar. The statement is built from the model's metadata, and bots/tests/test_selectors.py runs it
-    beside the ORM on the same rows, so the model and the statement cannot drift apart unnoticed.
+    0.25-0.45 ms more CPU per call on SQLite and 0.35-0.65 ms on PostgreSQL (bench/sql_vs_orm.py), against
+    issue 12's 0.3 ms bar. The statement is built from the model's metadata, and bots/tests/test_selectors.py
+    runs it beside the ORM on the same rows, so the model and the statement cannot drift apart unnoticed.
     """
     if not is_lookup_id(agent_id):
         return None
