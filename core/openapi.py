@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import get_lib_doc_excludes
 
 # Set on every operation written here: tools that fuzz the REST routes leave these out (a stream never ends).
 HANDWRITTEN = "x-csgclaw-handwritten"
@@ -171,6 +172,20 @@ _PARTICIPANT_SEND = {
         "metadata": {"type": "object", "additionalProperties": True},
     },
 }
+
+
+def lib_doc_excludes() -> list[type]:
+    """drf-spectacular's GET_LIB_DOC_EXCLUDES, plus the house's base classes in core.api.
+
+    Their docstrings explain the code to its readers; without this, every view and serializer that has no
+    docstring of its own would show its base class's in the schema.
+    """
+    from core import api
+
+    house = [
+        value for value in vars(api).values() if isinstance(value, type) and value.__module__ == api.__name__
+    ]
+    return [*get_lib_doc_excludes(), *house]
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -422,18 +437,23 @@ def _handwritten_paths() -> dict[str, dict[str, Any]]:
     return paths
 
 
+def _operation_id(path: str, method: str) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9]+', '_', _API_PREFIX.sub('', path)).strip('_')}_{method}"
+
+
 def postprocess_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """drf-spectacular's POSTPROCESSING_HOOKS entry: adds the hand-written routes and the bearer scheme."""
+    """drf-spectacular's POSTPROCESSING_HOOKS entry: adds the hand-written routes, marks every request body
+    required, and puts the bearer scheme on every route that can answer 401."""
     handwritten = _handwritten_paths()
     for path, operations in handwritten.items():
         for method, operation in operations.items():
-            operation["operationId"] = (
-                f"{re.sub(r'[^A-Za-z0-9]+', '_', _API_PREFIX.sub('', path)).strip('_')}_{method}"
-            )
-    paths = {**result.get("paths", {}), **handwritten}
-    result["paths"] = dict(sorted(paths.items()))
+            operation["operationId"] = _operation_id(path, method)
+    result["paths"] = dict(sorted({**result.get("paths", {}), **handwritten}.items()))
     for operations in result["paths"].values():
         for operation in operations.values():
+            # The contract answers a missing body with 400 `decode request: EOF` (http-api.md §1.2).
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
             # A REST route that can answer 401 takes the server token even from this machine.
             if "401" in operation.get("responses", {}):
                 operation["security"] = [{BEARER: []}]

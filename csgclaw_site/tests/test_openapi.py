@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -18,7 +19,7 @@ from drf_spectacular.validation import validate_schema
 
 from bots.bridge import dispatch as bot_dispatch
 from bots.participants import llm as participant_llm
-from core import http
+from core import api, http
 from core.config import clear_config_cache
 from core.openapi import BEARER, HANDWRITTEN
 
@@ -141,6 +142,24 @@ def test_routes_that_can_answer_401_declare_the_bearer_scheme(schema):
     for path, method, operation in _operations(schema):
         if "401" in operation["responses"]:
             assert operation["security"] == [{BEARER: []}], f"{method.upper()} {path}"
+
+
+def test_every_request_body_is_required(schema):
+    for path, method, operation in _operations(schema):
+        if "requestBody" in operation:
+            assert operation["requestBody"]["required"] is True, f"{method.upper()} {path}"
+
+
+def test_no_description_is_a_house_base_class_docstring(schema):
+    """A serializer or view without a docstring of its own gets none, not its base class's notes."""
+    base_docs = {
+        inspect.cleandoc(value.__doc__)
+        for value in vars(api).values()
+        if isinstance(value, type) and value.__doc__
+    }
+    descriptions = [component.get("description") for component in schema["components"]["schemas"].values()]
+    descriptions += [operation.get("description") for _, _, operation in _operations(schema)]
+    assert base_docs & set(descriptions) == set()
 
 
 def test_streams_answer_an_event_stream(schema):
