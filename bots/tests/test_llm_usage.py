@@ -19,9 +19,10 @@ from bots.llm.usage import (
     LlmCall,
     Usage,
     llm_call_record,
+    llm_usage_writes_settled,
 )
 from bots.llm.views import MAX_BODY_BYTES, OVERHEAD_HEADER
-from bots.models import LlmOutcome
+from bots.models import LlmOutcome, LlmUsage
 from bots.tests.llm_bridge import (
     AGENT_ID,
     ANSWER,
@@ -41,6 +42,9 @@ pytestmark = [
     pytest.mark.timeout(20),
     pytest.mark.usefixtures("default_config", "settle_usage_writes"),
 ]
+
+# A base URL with credentials, as config.toml may hold one (security S9).
+SECRET_BASE = "https://alice:pa@ss-9f2e@llm.example.test/v1"
 
 
 # --- rows of relayed calls -----------------------------------------------------------------------------
@@ -183,3 +187,26 @@ def test_event_stream_tap_knows_when_the_answer_was_delivered():
     assert not tap.delivered
     tap.feed(b"NE]\r\n")
     assert tap.delivered
+
+
+# --- security S9: upstream URLs and errors are stored with `user:pass@` masked --------------------------
+
+
+async def test_usage_rows_store_the_upstream_url_and_error_masked() -> None:
+    call = LlmCall(
+        agent_id="u-alice",
+        model="gpt-5.4",
+        provider="remote",
+        upstream_url=f"{SECRET_BASE}/chat/completions",
+        stream=False,
+        started=0.0,
+        created_at=timezone.now(),
+    )
+    call.failed(LlmOutcome.TRANSPORT_ERROR, f"send upstream request: bad URL {SECRET_BASE}/chat/completions")
+
+    llm_call_record(call)
+    await llm_usage_writes_settled()
+
+    row = await LlmUsage.objects.aget()
+    assert row.upstream_url == "https://***@llm.example.test/v1/chat/completions"
+    assert row.error == "send upstream request: bad URL https://***@llm.example.test/v1/chat/completions"
