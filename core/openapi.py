@@ -1,19 +1,21 @@
-"""The schema's routes that are not DRF views (streams, the /api/bots/ bridge, participants, the LLM proxy).
+"""The OpenAPI schema's own parts: REST names and tags, and the routes that are not DRF views, by hand.
 
-drf-spectacular describes the REST views from their serializers; these routes are plain async Django views
-(an SSE stream or a byte-for-byte relay has no serializer), so `postprocess_schema` writes them from the
-spec (events.md, participants.md, llm-bridge.md) and marks each with HANDWRITTEN.
+drf-spectacular describes the REST views from their serializers (AutoSchema names and tags them). The
+streams, the /api/bots/ bridge, the participant routes and the LLM proxy are plain async Django views (an
+SSE stream or a byte-for-byte relay has no serializer), so `postprocess_schema` writes them from the spec
+(events.md, participants.md, llm-bridge.md) and marks each with HANDWRITTEN.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import get_lib_doc_excludes
 
-# Set on every operation written here: tools that fuzz the REST routes leave these out (a stream never ends).
+# Marks every operation written here: readers and tools can tell it from those drf-spectacular derives.
 HANDWRITTEN = "x-csgclaw-handwritten"
 BEARER = "bearer"
 # Left out of operation ids, as drf-spectacular leaves SCHEMA_PATH_PREFIX out of those it makes.
@@ -267,7 +269,7 @@ def _operation(
     tag: str,
     summary: str,
     responses: dict[str, Any],
-    parameters: list[dict[str, Any]] = (),
+    parameters: Sequence[dict[str, Any]] = (),
     body: dict[str, Any] | None = None,
     bearer: bool = True,
 ) -> dict[str, Any]:
@@ -282,22 +284,24 @@ def _operation(
     return operation
 
 
-def _stream(*, tag: str, summary: str, frames: str, parameters: list[dict[str, Any]], bearer: bool = True):
+def _stream(*, summary: str, frames: str, parameters: Sequence[dict[str, Any]], errors: tuple[int, ...]):
+    """A GET that answers an event stream; a bearer is needed when it can answer 401."""
     responses = {
         "200": {
             "description": f"{_EVENT_STREAM_TEXT} {frames}",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **_errors(*((401,) if bearer else ()), 405),
+        **_errors(*errors),
         "503": {
             "description": "too many open streams",
             "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
             "content": _errors(503)["503"]["content"],
         },
     }
-    return {
-        "get": _operation(tag=tag, summary=summary, parameters=parameters, responses=responses, bearer=bearer)
-    }
+    operation = _operation(
+        tag="streams", summary=summary, parameters=parameters, responses=responses, bearer=401 in errors
+    )
+    return {"get": operation}
 
 
 def _llm_models(parameter: dict[str, Any]) -> dict[str, Any]:
@@ -357,11 +361,10 @@ def _llm_responses_websocket() -> dict[str, Any]:
 
 def _im_stream() -> dict[str, Any]:
     return _stream(
-        tag="streams",
         summary="Every IM change (message.created, room.*, user.*, agent.updated)",
         frames='Frames carry no `event:` line: `data: {"type": "message.created", …}`.',
         parameters=_CURSOR_PARAMETERS,
-        bearer=False,
+        errors=(405,),
     )
 
 
@@ -382,11 +385,11 @@ def _handwritten_paths() -> dict[str, dict[str, Any]]:
         "/api/v1/im/events": _im_stream(),
         "/api/v1/events": _im_stream(),
         "/api/bots/{bot_id}/events": _stream(
-            tag="streams",
             summary="Messages for one bot: its direct rooms, and group messages that mention it",
             frames="`event: message`, `data:` with message_id, room_id, chat_id, chat_type, sender, text, "
             "timestamp (Unix ms) and mentions.",
             parameters=[_BOT_ID, *_CURSOR_PARAMETERS],
+            errors=(401, 404, 405),
         ),
         "/api/bots/{bot_id}/messages/send": {
             "post": _operation(
@@ -401,22 +404,22 @@ def _handwritten_paths() -> dict[str, dict[str, Any]]:
             )
         },
         "/api/v1/channels/csgclaw/participants/{participant_id}/events": _stream(
-            tag="streams",
             summary="A participant's deliveries (PicoClaw 2026.6 and later)",
             frames="`id: <message id>`, `event: message`; heartbeat `: heartbeat`; no reset frame.",
             parameters=[_PARTICIPANT, *_CURSOR_PARAMETERS],
+            errors=(401, 404, 405),
         ),
         "/api/v1/channels/feishu/participants/{participant_id}/events": _stream(
-            tag="streams",
             summary="The Feishu relay stream under its participant name",
             frames='`data: {"type": "message.created", "room_id": <chat id>, "message": {…}}`.',
             parameters=[_FEISHU_PARTICIPANT, *_CURSOR_PARAMETERS],
+            errors=(400, 401, 404, 405),
         ),
         "/api/v1/channels/feishu/bots/{bot_id}/events": _stream(
-            tag="streams",
             summary="Feishu mention messages relayed to the mentioned bot",
             frames='`data: {"type": "message.created", "room_id": <chat id>, "message": {…}}`.',
             parameters=[_FEISHU_BOT, *_CURSOR_PARAMETERS],
+            errors=(400, 401, 404, 405),
         ),
         "/api/v1/channels/csgclaw/participants/{participant_id}/messages": {
             "post": _operation(
