@@ -10,13 +10,7 @@ import respx
 
 from agents.models import Agent
 from bots.llm.usage import llm_usage_writes_settled
-from bots.tests.llm_bridge import (
-    MODEL,
-    SHARED_TOKEN,
-    UPSTREAM_URL,
-    make_agent,
-    provider_toml,
-)
+from bots.tests.llm_bridge import MODEL, SHARED_TOKEN, UPSTREAM_URL, make_agent, provider_toml
 from core.config import clear_config_cache
 
 

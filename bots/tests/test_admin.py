@@ -7,11 +7,7 @@ from typing import Any
 import pytest
 
 from bots.models import LlmOutcome, LlmUsage
-from bots.tests.llm_bridge import (
-    AGENT_ID,
-    MODEL,
-    UPSTREAM_URL,
-)
+from bots.tests.llm_bridge import AGENT_ID, MODEL, UPSTREAM_URL
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

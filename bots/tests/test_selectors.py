@@ -8,13 +8,7 @@ import pytest
 
 from agents.models import Agent
 from bots import selectors
-from bots.tests.llm_bridge import (
-    AGENT_ID,
-    BASE_URL,
-    MODEL,
-    make_agent,
-    provider_toml,
-)
+from bots.tests.llm_bridge import AGENT_ID, BASE_URL, MODEL, make_agent, provider_toml
 from core.config import clear_config_cache
 from core.errors import NotFound, Unavailable
 
