@@ -16,7 +16,11 @@ urlpatterns = [
     path("", include("bots.urls")),
     path("", include("server.urls")),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # GET only: HEAD and OPTIONS are 405 on every /api/ route (http-api.md §1.1), where DRF would answer
+    # both itself (OPTIONS on the docs page with a 500).
+    path("api/schema/", SpectacularAPIView.as_view(http_method_names=["get"]), name="schema"),
+    path(
+        "api/docs/", SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get"]), name="docs"
+    ),
     re_path(r"^(?!admin/|static/)", http.not_found),
 ]

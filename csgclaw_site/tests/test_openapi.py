@@ -195,6 +195,15 @@ def test_the_docs_page_loads_only_files_of_this_server(client):
             assert finders.find(reference.removeprefix("/static/")), reference
 
 
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+@pytest.mark.parametrize("method", ["head", "options", "post", "delete"])
+def test_schema_and_docs_serve_get_only(client, path, method):
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    if method != "head":
+        assert response.content == b"method not allowed\n"
+
+
 @pytest.fixture
 def server_token(settings, tmp_path: Path):
     path = tmp_path / "config.toml"
