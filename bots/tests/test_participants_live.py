@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
+from csgclaw_site.testing.live import next_sse_event
 from im.identity import ADMIN_ID
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(60, func_only=True)]
@@ -39,8 +39,7 @@ def server(live_state_factory, daphne_factory):
 
 
 async def next_message(events):
-    """The next `message` frame; heartbeats are comments, which httpx-sse never yields."""
-    event = await asyncio.wait_for(anext(events), 10)
+    event = await next_sse_event(events, timeout=10)
     assert event.event == "message"
     return event
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -15,13 +16,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import ServerSentEvent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 PYTHON = sys.executable
@@ -264,3 +266,17 @@ def daphne_factory(live_state_factory: Callable[..., LiveState]) -> Iterator[Cal
 @pytest.fixture
 def daphne_server(daphne_factory: Callable[..., LiveServer]) -> LiveServer:
     return daphne_factory()
+
+
+async def next_sse_event(events: AsyncIterator[ServerSentEvent], timeout: float = 5.0) -> ServerSentEvent:
+    """The next event that carries data, skipping heartbeats.
+
+    httpx-sse 0.4 dispatches an empty `message` event for a heartbeat comment that follows a frame with an
+    `id:` (its decoder counts the remembered id as content); PicoClaw and browsers ignore such blanks, so
+    the tests do too.
+    """
+    async with asyncio.timeout(timeout):
+        async for event in events:
+            if event.data or event.event != "message":
+                return event
+    raise AssertionError("the stream ended before the next event")

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
+from csgclaw_site.testing.live import next_sse_event
 from im.identity import ADMIN_ID
 
 # The server's start-up has its own bounds in the fixture; this one is for the stream itself.
@@ -33,7 +34,7 @@ async def send(client: httpx.AsyncClient, room_id: str, content: str) -> dict:
 
 
 async def next_event(events) -> object:
-    return await asyncio.wait_for(anext(events), 5)
+    return await next_sse_event(events)
 
 
 async def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(daphne_server):
