@@ -12,8 +12,6 @@ from collections import Counter
 
 import pytest
 
-from bots.tests.test_scaleout_live import postgres_url  # noqa: F401  (the fixture)
-
 pytestmark = [pytest.mark.live, pytest.mark.timeout(180, func_only=True)]
 
 CONCURRENT = 10
@@ -94,7 +92,7 @@ def created_text(counter: Counter) -> str:
 async def test_concurrent_creates_and_deletes_on_postgresql(
     live_state_factory,
     daphne_factory,
-    postgres_url,  # noqa: F811
+    postgres_url,
 ):
     server = onboarded_server(live_state_factory, daphne_factory, extra_env={"DATABASE_URL": postgres_url})
     await check_races(server, database_url=postgres_url)
@@ -118,7 +116,7 @@ async def test_the_same_agent_deleted_four_times_at_once_is_one_204_and_no_502(
 
 def test_the_agent_lock_holds_other_processes_off_on_postgresql(
     live_state_factory,
-    postgres_url,  # noqa: F811
+    postgres_url,
 ):
     import subprocess
 
