@@ -446,7 +446,8 @@ def _operation_id(path: str, method: str) -> str:
 
 def postprocess_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular's POSTPROCESSING_HOOKS entry: adds the hand-written routes, marks every request body
-    required, and puts the bearer scheme on every route that can answer 401."""
+    required, gives every route with a path id its 404, and puts the bearer scheme on every route that can
+    answer 401."""
     handwritten = _handwritten_paths()
     for path, operations in handwritten.items():
         for method, operation in operations.items():
@@ -457,6 +458,9 @@ def postprocess_schema(result: dict[str, Any], generator: Any, request: Any, pub
             # The contract answers a missing body with 400 `decode request: EOF` (http-api.md §1.2).
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
+            # A path id that is empty once trimmed is 404 `404 page not found` (http-api.md §1.1).
+            if any(parameter.get("in") == "path" for parameter in operation.get("parameters", [])):
+                operation["responses"].setdefault("404", _errors(404)["404"])
             # A REST route that can answer 401 takes the server token even from this machine.
             if "401" in operation.get("responses", {}):
                 operation["security"] = [{BEARER: []}]

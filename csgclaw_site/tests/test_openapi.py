@@ -159,6 +159,13 @@ def test_every_request_body_is_required(schema):
             assert operation["requestBody"]["required"] is True, f"{method.upper()} {path}"
 
 
+def test_every_operation_with_a_path_id_can_answer_404(schema):
+    """An id that is empty once trimmed (`/api/v1/rooms/%0B/members`) is 404, whatever the route."""
+    for path, method, operation in _operations(schema):
+        if PLACEHOLDER.search(path):
+            assert "404" in operation["responses"], f"{method.upper()} {path}"
+
+
 def test_no_description_is_a_house_base_class_docstring(schema):
     """A serializer or view without a docstring of its own gets none, not its base class's notes."""
     base_docs = {
