@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -10,19 +10,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api import WireSerializer
+from core.times import format_time
 from im.identity import ADMIN_ID
 from im.models import ChatUser, Message, MessageKind, Room
 
 CURRENT_USER_ID = ADMIN_ID
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with `Z`; microseconds without trailing zeros, omitted when zero."""
-    moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)

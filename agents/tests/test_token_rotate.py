@@ -11,8 +11,8 @@ from agents import credentials
 from agents.models import Agent, AgentStatus
 from agents.tests.conftest import ACCESS_TOKEN
 from core.config import clear_config_cache
+from core.times import format_time
 from im import events
-from im.serializers import format_time
 from im.tests.factories import error_text, event_mark, events_after, post_json
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("agent_config")]

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from bots.feishu.client import FeishuError, feishu_app_configured, feishu_bot_info, feishu_send_text
 from core.errors import Invalid
+from core.times import format_time
 from im.identity import MANAGER_ID, new_message_id
 from im.models import EventStream, MessageKind
-from im.serializers import format_time
 from im.services.messages import message_relay
 
 

@@ -8,10 +8,7 @@ from rest_framework import serializers
 
 from agents.models import Bot
 from core.api import WireSerializer
-from im.serializers import format_time
-
-# Go's zero time.Time as upstream renders it: the created_at of a Feishu bot that exists only in config.
-ZERO_TIME = "0001-01-01T00:00:00Z"
+from core.times import ZERO_TIME, format_time
 
 
 class BotSerializer(WireSerializer):

@@ -19,10 +19,10 @@ from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
 from agents.records import manager_ensure
 from bots.feishu import client as feishu
 from core.config import ConfigError, clear_config_cache, get_config, resolve_model
+from core.times import format_time
 from im.identity import ADMIN_ID, MANAGER_ID
 from im.models import ChatUser, Message, Room
 from im.selectors import direct_room_between
-from im.serializers import format_time
 from im.tests.factories import (
     Check,
     error_text,
