@@ -82,6 +82,7 @@ bench: install
 	$(PY) bench/fanout.py
 	$(PY) bench/llm_proxy.py
 	$(PY) bench/agent_runtime.py
+	$(PY) bench/sql_vs_orm.py
 
 clean:
 	rm -rf $(VENV)
