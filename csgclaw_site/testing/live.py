@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -164,11 +165,9 @@ def _wait_until_healthy(server: LiveServer) -> bool:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
                 return False
-            try:
+            with contextlib.suppress(httpx.TransportError):
                 if client.get("/healthz").text == "ok":
                     return True
-            except httpx.TransportError:
-                pass
             time.sleep(0.05)
     return False
 

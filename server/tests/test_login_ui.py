@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the shared browser fixture is imported by name and requested as an argument)
 """The `/login` flow of security.md S4 in headless Chromium against `manage.py serve`.
 
 The browser plays a remote user: every request it sends carries `X-Forwarded-For`, as through a reverse
@@ -10,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from im.tests.test_workspace_ui import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    CHROMIUM_MISSING,
+from im.tests.test_workspace_ui import (  # noqa: F401  (browser: the shared fixture, used by name)
     CONFIG_TOML,
     UI_TIMEOUT_MS,
     WorkspaceServer,
+    browser,
     needs_chromium,
     script_errors,
 )
@@ -41,16 +40,6 @@ def login_server(live_state_factory) -> Iterator[WorkspaceServer]:
     server.stop()
     server.api.close()
     print(f"--- manage.py serve output ---\n{server.log()[-6000:]}")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(CHROMIUM_MISSING)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
