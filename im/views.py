@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.response import Response
 
 from core.api import ApiView, ContractCharField, ContractSerializer, ContractStringListField, error_responses
-from core.errors import Invalid
 from core.http import query_value, request_locale
 from im import selectors, services
 from im.realtime import eventlog
@@ -92,13 +92,22 @@ class RoomInviteView(ApiView):
         locale = ContractCharField()
         user_ids = ContractStringListField()
 
+        def validate(self, data: dict) -> dict:
+            """§6.5 names the room in the path (context `room_in_path`); a body room_id must name the same."""
+            room_in_path = self.context.get("room_in_path")
+            if room_in_path is not None:
+                if data["room_id"].strip() and data["room_id"].strip() != room_in_path:
+                    raise serializers.ValidationError("room_id does not match path room id")
+                data["room_id"] = room_in_path
+            return data
+
     @extend_schema(
         request=InputSerializer,
         responses={200: RoomSerializer, **error_responses(400, 413)},
         summary="Invite users into a room",
     )
     def post(self, request):
-        return _invite(request)
+        return _invite(request, self.InputSerializer(data=request.data))
 
 
 class RoomMembersView(ApiView):
@@ -113,21 +122,16 @@ class RoomMembersView(ApiView):
         summary="Invite users into the room of the path",
     )
     def post(self, request, room_id: str):
-        return _invite(request, room_in_path=room_id)
+        body = RoomInviteView.InputSerializer(data=request.data, context={"room_in_path": room_id})
+        return _invite(request, body)
 
 
-def _invite(request, *, room_in_path: str | None = None) -> Response:
-    """§6.5 names the room in the path; a body room_id, if any, must name the same one."""
-    serializer = RoomInviteView.InputSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    data = serializer.validated_data
-    room_id = data["room_id"]
-    if room_in_path is not None:
-        if room_id.strip() and room_id.strip() != room_in_path:
-            raise Invalid("room_id does not match path room id")
-        room_id = room_in_path
+def _invite(request, body: serializers.Serializer) -> Response:
+    """Both invitation routes: the parsed body to room_invite, the room to its wire shape."""
+    body.is_valid(raise_exception=True)
+    data = body.validated_data
     room = services.room_invite(
-        room_id=room_id,
+        room_id=data["room_id"],
         inviter_id=data["inviter_id"],
         user_ids=data["user_ids"],
         locale=request_locale(request, data["locale"]),
