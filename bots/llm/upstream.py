@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -42,13 +44,17 @@ def upstream_client() -> httpx.AsyncClient:
     return client
 
 
-def completions_url(model: ResolvedModel) -> str:
-    """`https://host/v1` → `https://host/v1/chat/completions` (base_url is already without trailing `/`)."""
-    return f"{model.base_url}/chat/completions"
+CHAT_COMPLETIONS_PATH = "/chat/completions"
+RESPONSES_PATH = "/responses"
 
 
-def completions_request(model: ResolvedModel, payload: bytes, *, stream: bool) -> httpx.Request:
-    """The provider request, carrying exactly the allow-listed headers and nothing of the client's.
+def provider_url(model: ResolvedModel, path: str) -> str:
+    """`https://host/v1` + `/responses` → `https://host/v1/responses` (base_url has no trailing `/`)."""
+    return f"{model.base_url}{path}"
+
+
+def provider_request(model: ResolvedModel, path: str, payload: bytes, *, stream: bool) -> httpx.Request:
+    """A POST to the provider, carrying exactly the allow-listed headers and nothing of the client's.
 
     Built as a bare `httpx.Request` because `client.build_request()` would merge the client's default
     headers (`Connection`, httpx's `User-Agent`); httpx adds only `Host` and `Content-Length`.
@@ -66,7 +72,7 @@ def completions_request(model: ResolvedModel, payload: bytes, *, stream: bool) -
     }
     return httpx.Request(
         "POST",
-        completions_url(model),
+        provider_url(model, path),
         headers=headers,
         content=payload,
         extensions={"timeout": UPSTREAM_TIMEOUT.as_dict()},
@@ -102,10 +108,10 @@ async def next_chunk(chunks: AsyncIterator[bytes], *, deadline: float, idle_time
         raise UpstreamTimeout("upstream request timed out") from None
 
 
-async def read_error_body(
+async def read_whole_body(
     response: httpx.Response, *, deadline: float, idle_timeout: float, limit: int
 ) -> bytes:
-    """A provider error body to relay, cut at `limit` bytes (it is the provider's text, not a request)."""
+    """A provider body read to its end or cut at `limit` bytes: an error to relay, an answer to convert."""
     chunks = body_chunks(response)
     body = bytearray()
     while len(body) < limit:
@@ -119,3 +125,8 @@ async def read_error_body(
 def transport_error_text(exc: Exception) -> str:
     """httpx errors such as `ReadError()` can have an empty message; the class name still says something."""
     return str(exc) or type(exc).__name__
+
+
+def compact_json(value: Any) -> str:
+    """The form of every JSON body the bridge writes itself (key order and number format may change)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

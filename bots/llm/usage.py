@@ -21,7 +21,10 @@ logger = logging.getLogger(__name__)
 _DATA_FIELD = b"data:"
 _USAGE_KEY = b'"usage"'
 _DONE_LINE = b"data: [DONE]"
-_TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_RESPONSE_COMPLETED = b"response.completed"
+# Where each API puts the (prompt, completion, total) counts of its `usage` object.
+CHAT_TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+RESPONSES_TOKEN_FIELDS = ("input_tokens", "output_tokens", "total_tokens")
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,11 @@ class Usage:
     total_tokens: int | None
 
 
-def usage_from(value: Any) -> Usage | None:
+def usage_from(value: Any, fields: tuple[str, str, str] = CHAT_TOKEN_FIELDS) -> Usage | None:
     """The token counts of a `usage` object; None when it is not an object. Zeros stay zeros."""
     if not isinstance(value, dict):
         return None
-    counts = [value.get(name) for name in _TOKEN_FIELDS]
+    counts = [value.get(name) for name in fields]
     return Usage(*(count if _is_count(count) else None for count in counts))
 
 
@@ -58,8 +61,9 @@ class JsonUsageTap:
     # A JSON body has no end marker: only the end of the relay says it was all delivered.
     delivered = False
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, fields: tuple[str, str, str] = CHAT_TOKEN_FIELDS) -> None:
         self._limit = limit
+        self._fields = fields
         self._body = bytearray()
         self._overflowed = False
 
@@ -77,7 +81,7 @@ class JsonUsageTap:
             answer = json.loads(self._body)
         except ValueError:
             return None
-        return usage_from(answer.get("usage")) if isinstance(answer, dict) else None
+        return usage_from(answer.get("usage"), self._fields) if isinstance(answer, dict) else None
 
 
 class EventStreamUsageTap:
@@ -86,6 +90,9 @@ class EventStreamUsageTap:
     Only lines mentioning `"usage"` are parsed, so ordinary delta events cost a byte search, not a parse.
     A line longer than `limit` is dropped rather than buffered without bound.
     """
+
+    # Lines without this are skipped unparsed.
+    _marker = _USAGE_KEY
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
@@ -114,20 +121,42 @@ class EventStreamUsageTap:
         if line.rstrip(b"\r") == _DONE_LINE:
             self.delivered = True
             return
-        if not line.startswith(_DATA_FIELD) or _USAGE_KEY not in line:
+        if not line.startswith(_DATA_FIELD) or self._marker not in line:
             return
         try:
             event = json.loads(line[len(_DATA_FIELD) :])
         except ValueError:
             return
-        usage = usage_from(event.get("usage")) if isinstance(event, dict) else None
+        if isinstance(event, dict):
+            self._read_event(event)
+
+    def _read_event(self, event: dict[str, Any]) -> None:
+        usage = usage_from(event.get("usage"))
         if usage is not None:
             self._usage = usage
 
 
+class ResponsesEventStreamUsageTap(EventStreamUsageTap):
+    """The Responses API's stream: usage is in the `response` of the last `response.completed` event.
+
+    That event is also the answer's end marker; only lines naming it are parsed.
+    """
+
+    _marker = _RESPONSE_COMPLETED
+
+    def _read_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") != _RESPONSE_COMPLETED.decode():
+            return
+        self.delivered = True
+        response = event.get("response")
+        self._usage = (
+            usage_from(response.get("usage"), RESPONSES_TOKEN_FIELDS) if isinstance(response, dict) else None
+        )
+
+
 @dataclass
 class LlmCall:
-    """The accounting of one chat-completions call, filled in while the bridge relays it."""
+    """The accounting of one LLM call (chat or Responses), filled in while the bridge relays it."""
 
     agent_id: str
     model: str

@@ -1,9 +1,10 @@
-"""The agent-scoped LLM proxy `/api/v1/agents/{id}/llm/…` (participants.md §5.1–§5.4, §5.7).
+"""The agent-scoped LLM proxy `/api/v1/agents/{id}/llm/…` (participants.md §5.1–§5.7).
 
 Current PicoClaw images call the model here instead of `/api/bots/{id}/llm/…`. The path id may be any
 alias of an agent (participant, `agent-`, `u-` or bare ids, §1.3 steps 2–4); once resolved, the call is the
-bot bridge's own (bots/llm/views.py): same relay, limits, timeouts, usage rows and overhead header. Unlike the
-bot routes, the method is checked before auth, as upstream's router does (§5.2).
+bot bridge's own (bots/llm/views.py): same relay, limits, timeouts, usage rows and overhead header. Only these
+routes serve the Responses API (§5.5–§5.6). Unlike the bot routes, the method is checked before auth, as
+upstream's router does (§5.2).
 """
 
 from __future__ import annotations
@@ -72,21 +73,24 @@ async def _chat_completions(request: HttpRequest, path_id: str) -> HttpResponse:
     return await llm.llm_chat_completions(request, path_id, target_get=agent_llm_target_get)
 
 
+async def _responses(request: HttpRequest, path_id: str) -> HttpResponse:
+    return await llm.llm_responses(request, path_id, target_get=agent_llm_target_get)
+
+
 async def _responses_websocket(request: HttpRequest, path_id: str) -> HttpResponse:
     """§5.7: the WebSocket variant is not supported, and a plain GET cannot be upgraded here."""
     return llm.answered_locally(error_response(request, 400, WEBSOCKET_REQUIRED_TEXT), time.monotonic())
 
 
-# Action → method → handler. POST …/responses (§5.5) is not served: like any unrouted path it is a 404.
+# Action → method → handler.
 ROUTES: dict[str, dict[str, AgentLlmHandler]] = {
     "/models": {"GET": _models},
     "/v1/models": {"GET": _models},
     "/chat/completions": {"POST": _chat_completions},
     "/v1/chat/completions": {"POST": _chat_completions},
-    "/responses": {"GET": _responses_websocket},
-    "/v1/responses": {"GET": _responses_websocket},
+    "/responses": {"GET": _responses_websocket, "POST": _responses},
+    "/v1/responses": {"GET": _responses_websocket, "POST": _responses},
 }
-UNROUTED = frozenset({("/responses", "POST"), ("/v1/responses", "POST")})
 
 
 # Exempt like every /api/ route: boxes and SDKs send no CSRF cookie (http-api.md §1.1).
@@ -98,7 +102,7 @@ async def agent_llm(request: HttpRequest, agent_id: str, rest: str | None = None
     path_id = clean_text(agent_id).strip()
     action = rest or ""
     methods = ROUTES.get(action)
-    if not path_id or methods is None or (action, request.method) in UNROUTED:
+    if not path_id or methods is None:
         return not_found(request)
     handler = methods.get(request.method or "")
     if handler is None:

@@ -204,9 +204,8 @@ async def test_an_unknown_agent_is_404_before_the_body_is_decoded(dev, provider)
         ("/api/v1/agents/u-dev/llm/v1/v1/models", "GET"),
         ("/api/v1/agents/u-dev/llmx/models", "GET"),
         ("/api/v1/agents/u-dev/llm/completions", "POST"),
-        # The Responses API (§5.5) is not served yet.
-        ("/api/v1/agents/u-dev/llm/responses", "POST"),
-        ("/api/v1/agents/u-dev/llm/v1/responses", "POST"),
+        ("/api/v1/agents/u-dev/llm/responses/", "POST"),
+        ("/api/v1/agents/u-dev/llm/v2/responses", "POST"),
     ],
 )
 @pytest.mark.parametrize("token", [SHARED_TOKEN, None])
