@@ -134,6 +134,31 @@ def box_environment(
     return env
 
 
+RESERVED_ENV_KEYS = frozenset({"HOME", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL"})
+RESERVED_ENV_PREFIXES = ("CSGCLAW_", "PICOCLAW_")
+
+
+def is_reserved_env_key(key: str) -> bool:
+    """A key the box environment owns (participants.md §6.2, upstream `isReservedSandboxEnvKey`)."""
+    upper = key.strip().upper()
+    return upper in RESERVED_ENV_KEYS or upper.startswith(RESERVED_ENV_PREFIXES)
+
+
+def permitted_env_extras(environment: Mapping[str, str], extras: Mapping[str, str]) -> dict[str, str]:
+    """The `extras` that may join `environment`: none replaces a reserved key the environment already has.
+
+    New keys stay allowed, reserved-looking or not (the local runtime's `CSGCLAW_RUNTIME_*` knobs reach
+    built-in boxes this way). Keys are compared as upstream does, trimmed and in any case.
+    """
+    owned = {key.strip().upper() for key in environment if is_reserved_env_key(key)}
+    return {key: value for key, value in extras.items() if key.strip().upper() not in owned}
+
+
+def merge_box_environment(environment: Mapping[str, str], extras: Mapping[str, str]) -> dict[str, str]:
+    """`environment` with the `extras` a provider adds, under the reserved-key rule of §6.2."""
+    return {**environment, **permitted_env_extras(environment, extras)}
+
+
 def build_box_spec(
     *, home: Path, slug: str, agent_id: str, image: str, environment: Mapping[str, str], runtime: str = ""
 ) -> BoxSpec:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from sandbox.boxspec import merge_box_environment
 from sandbox.providers.base import (
     BoxInfo,
     BoxNotFound,
@@ -117,13 +118,13 @@ class CsghubRuntime:
         if spec.entrypoint:
             raise SandboxError("unsupported sandbox option: entrypoint")
         settings = self.settings
-        environments = {
-            **spec.env,
+        hub_variables = {
             "CSGHUB_API_BASE_URL": settings.api_base_url,
             "CSGHUB_USER_TOKEN": settings.user_token,
         }
         if settings.skills_poll_interval is not None:
-            environments["SKILLS_POLL_INTERVAL"] = settings.skills_poll_interval
+            hub_variables["SKILLS_POLL_INTERVAL"] = settings.skills_poll_interval
+        environments = merge_box_environment(spec.env, hub_variables)
         body: dict[str, Any] = {"image": spec.image}
         if settings.cluster_id:
             body["cluster_id"] = settings.cluster_id

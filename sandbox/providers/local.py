@@ -21,6 +21,8 @@ from sandbox.boxspec import (
     GUEST_PROJECTS,
     GUEST_WORKSPACE,
     RUNTIME_LABEL,
+    merge_box_environment,
+    permitted_env_extras,
     render_picoclaw_files,
 )
 from sandbox.providers import local_host, local_runtime
@@ -231,10 +233,10 @@ class LocalRuntime:
                 workspace=spec["workspace"],
                 projects=spec["projects"],
                 binds=program_binds(choice),
-                setenv=bwrap_runtime_env(choice, os.environ),
+                setenv=permitted_env_extras(spec["env"], bwrap_runtime_env(choice, os.environ)),
             )
             return prefix + argv, box_process_env(spec["env"], home=GUEST_HOME)
-        env = {**spec["env"], **host_runtime_env(choice, os.environ)}
+        env = merge_box_environment(spec["env"], host_runtime_env(choice, os.environ))
         host_path = os.environ.get("PATH", local_host.BOX_PATH)
         return argv, box_process_env(env, home=str(self.box_home), path=host_path)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.tests.factories import PROVIDER_BASE_URL, PROVIDER_KEY
 from sandbox.tests.fakes import FakeCli
 
 
@@ -32,3 +33,12 @@ def csgclaw_home(tmp_path: Path) -> Path:
     home = tmp_path / "csgclaw-home"
     home.mkdir()
     return home
+
+
+@pytest.fixture
+def provider_in_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server runs with its model provider's key and URL in its own environment, under box names."""
+    for key in ("OPENAI_API_KEY", "CSGCLAW_LLM_API_KEY", "PICOCLAW_CUSTOM_MODEL_API_KEY"):
+        monkeypatch.setenv(key, PROVIDER_KEY)
+    for key in ("OPENAI_BASE_URL", "CSGCLAW_LLM_BASE_URL"):
+        monkeypatch.setenv(key, PROVIDER_BASE_URL)

@@ -14,7 +14,14 @@ from sandbox.boxspec import runtime_home
 from sandbox.providers.base import BoxNotFound, Mount, SandboxError, SandboxUnavailable
 from sandbox.providers.boxlite_cli import BoxliteCliProvider, BoxliteCliRuntime
 from sandbox.providers.commands import run_cli
-from sandbox.tests.factories import IMAGE, agent_spec, sandbox_config
+from sandbox.tests.factories import (
+    IMAGE,
+    agent_spec,
+    example_environment_mismatches,
+    example_spec,
+    provider_secrets_in,
+    sandbox_config,
+)
 from sandbox.tests.fakes import FakeCli
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(30)]
@@ -383,3 +390,14 @@ def test_no_secret_of_the_box_is_on_the_boxlite_command_line(cli: FakeCli, csgcl
     [run] = cli.calls()
     assert not [argument for argument in run if any(value in argument for value in secrets.values())]
     assert {key: cli.inherited()[-1][key] for key in secrets} == secrets
+
+
+@pytest.mark.usefixtures("provider_in_server_env")
+def test_the_box_gets_every_section_6_2_variable_and_no_provider_key(
+    cli: FakeCli, csgclaw_home: Path
+) -> None:
+    open_runtime(cli, csgclaw_home).create(example_spec(csgclaw_home))
+
+    handed = cli.box_environment()
+    assert example_environment_mismatches(handed) == {}
+    assert provider_secrets_in(handed) == []

@@ -15,7 +15,14 @@ import pytest
 
 from sandbox.providers.base import BoxNotFound, SandboxError, SandboxUnavailable
 from sandbox.providers.boxlite_sdk import BoxliteSdkProvider, BoxliteSdkRuntime
-from sandbox.tests.factories import IMAGE, agent_spec, sandbox_config
+from sandbox.tests.factories import (
+    IMAGE,
+    agent_spec,
+    example_environment_mismatches,
+    example_spec,
+    provider_secrets_in,
+    sandbox_config,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -229,6 +236,19 @@ def test_create_builds_options_then_starts(sdk: FakeSdk, runtime: BoxliteSdkRunt
     info = box.info()
     assert (info.id, info.name, info.state) == ("id-alice", "alice", "running")
     assert info.created_at == datetime(2026, 4, 24, 10, tzinfo=UTC)
+
+
+@pytest.mark.usefixtures("provider_in_server_env")
+def test_the_box_options_carry_every_section_6_2_variable_and_no_provider_key(
+    sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path
+) -> None:
+    runtime.create(example_spec(tmp_path))
+
+    options = next(call[1] for call in sdk.calls if call[0] == "BoxOptions")
+    handed = dict(options["env"])
+    assert len(handed) == len(options["env"])
+    assert example_environment_mismatches(handed) == {}
+    assert provider_secrets_in(handed) == []
 
 
 def test_volume_modes_fall_back_to_strings(sdk: FakeSdk, runtime: BoxliteSdkRuntime, tmp_path: Path) -> None:

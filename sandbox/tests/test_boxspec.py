@@ -17,7 +17,10 @@ from sandbox.boxspec import (
     custom_model_id,
     feishu_app_for,
     is_manager,
+    is_reserved_env_key,
+    merge_box_environment,
     participant_id,
+    permitted_env_extras,
     picoclaw_dir,
     projects_dir,
     render_picoclaw_files,
@@ -185,6 +188,61 @@ def test_empty_base_degrades_to_relative_llm_paths() -> None:
     assert env["CSGCLAW_BASE_URL"] == ""
     assert env["OPENAI_BASE_URL"] == "/api/v1/agents/u-alice/llm"
     assert env["PICOCLAW_CUSTOM_MODEL_ID"] == ""
+
+
+@pytest.mark.parametrize(
+    ("key", "reserved"),
+    [
+        ("HOME", True),
+        ("home", True),
+        (" HOME ", True),
+        ("OPENAI_BASE_URL", True),
+        ("OPENAI_API_KEY", True),
+        ("OPENAI_MODEL", True),
+        ("openai_model", True),
+        ("CSGCLAW_RUNTIME_STREAM", True),
+        ("csgclaw_access_token", True),
+        ("PICOCLAW_CHANNELS_CSGCLAW_BOT_ID", True),
+        ("OPENAI_ORG_ID", False),
+        ("HOMEPAGE", False),
+        ("PATH", False),
+        ("PYTHONPATH", False),
+        ("CSGHUB_USER_TOKEN", False),
+        ("MY_CSGCLAW_X", False),
+    ],
+)
+def test_is_reserved_env_key(key: str, reserved: bool) -> None:
+    assert is_reserved_env_key(key) is reserved
+
+
+def test_extras_never_replace_a_reserved_key_the_box_environment_has() -> None:
+    env = box_environment(
+        base_url="http://10.0.0.8:18080", access_token="shared-token", bot_id="u-worker-1", model_id="m"
+    )
+    extras = {
+        "OPENAI_API_KEY": "sk-provider",
+        "openai_base_url": "https://provider.example/v1",
+        "HOME": "/root",
+        "PICOCLAW_CHANNELS_CSGCLAW_PARTICIPANT_ID": "pt-someone-else",
+        "CSGCLAW_RUNTIME_STREAM": "bot",
+        "PYTHONPATH": "/opt/csgclaw/python",
+    }
+
+    merged = merge_box_environment(env, extras)
+
+    assert merged == {**env, "CSGCLAW_RUNTIME_STREAM": "bot", "PYTHONPATH": "/opt/csgclaw/python"}
+    assert permitted_env_extras(env, extras) == {
+        "CSGCLAW_RUNTIME_STREAM": "bot",
+        "PYTHONPATH": "/opt/csgclaw/python",
+    }
+
+
+def test_extras_replace_the_non_reserved_keys_they_share_with_the_environment() -> None:
+    merged = merge_box_environment(
+        {"PYTHONPATH": "/box", "HOME": "/home/picoclaw"}, {"PYTHONPATH": "/runtime"}
+    )
+
+    assert merged == {"PYTHONPATH": "/runtime", "HOME": "/home/picoclaw"}
 
 
 def test_box_spec_has_the_two_mounts_the_command_and_the_label(tmp_path: Path) -> None:

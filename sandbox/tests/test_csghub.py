@@ -16,7 +16,14 @@ import respx
 from sandbox.providers.base import BoxNotFound, BoxSpec, Mount, SandboxError, SandboxUnavailable
 from sandbox.providers.csghub import CsghubBox, CsghubProvider, CsghubRuntime, CsghubSettings
 from sandbox.providers.csghub_settings import parse_duration
-from sandbox.tests.factories import IMAGE, agent_spec, sandbox_config
+from sandbox.tests.factories import (
+    EXAMPLE_ENVIRONMENT,
+    IMAGE,
+    agent_spec,
+    example_environment_mismatches,
+    provider_secrets_in,
+    sandbox_config,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -243,6 +250,30 @@ def test_create_body_optional_fields_and_prefix(hub: respx.MockRouter) -> None:
     assert body["volumes"][1]["read_only"] is True
     assert "read_only" not in body["volumes"][0]
     assert runtime.sandbox_name("acme-alice") == "acme-alice"
+
+
+@pytest.mark.usefixtures("provider_in_server_env")
+def test_the_sandbox_gets_every_section_6_2_variable_and_only_the_hub_variables_besides(
+    hub: respx.MockRouter,
+) -> None:
+    runtime = CsghubRuntime(settings(skills_poll_interval="30"))
+    create = hub.post(SANDBOXES).respond(201, json=sandbox("created", "worker-1"))
+    hub.put(f"{SANDBOXES}/worker-1/status/start").respond(200, json={})
+    hub.get(f"{SANDBOXES}/worker-1").respond(200, json=sandbox("running", "worker-1"))
+    hub.get(f"{GATEWAY}/v1/sandboxes/worker-1/").respond(200)
+
+    runtime.create(agent_spec(Path("/opt/csgclaw/home"), slug="worker-1", agent_id="u-worker-1"))
+    runtime.close()
+
+    handed = json.loads(create.calls[0].request.content)["environments"]
+    assert example_environment_mismatches(handed) == {}
+    assert provider_secrets_in(handed) == []
+    hub_variables = {
+        "CSGHUB_API_BASE_URL": API,
+        "CSGHUB_USER_TOKEN": "hub-token",
+        "SKILLS_POLL_INTERVAL": "30",
+    }
+    assert {key: handed[key] for key in handed.keys() - EXAMPLE_ENVIRONMENT.keys()} == hub_variables
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,14 @@ import pytest
 
 from sandbox.providers.base import BoxNotFound, SandboxError, SandboxUnavailable
 from sandbox.providers.docker import DockerBox, DockerProvider, DockerRuntime, container_ref
-from sandbox.tests.factories import IMAGE, agent_spec, sandbox_config
+from sandbox.tests.factories import (
+    IMAGE,
+    agent_spec,
+    example_environment_mismatches,
+    example_spec,
+    provider_secrets_in,
+    sandbox_config,
+)
 from sandbox.tests.fakes import FakeCli
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(30)]
@@ -122,6 +129,19 @@ def test_no_secret_of_the_box_is_on_the_docker_command_line(
     for call in cli.calls():
         assert not [argument for argument in call if any(value in argument for value in secrets.values())]
     assert {key: cli.inherited()[1][key] for key in secrets} == secrets
+
+
+@pytest.mark.usefixtures("provider_in_server_env")
+def test_the_container_gets_every_section_6_2_variable_and_no_provider_key(
+    cli: FakeCli, tmp_path: Path, csgclaw_home: Path
+) -> None:
+    cli.answer("run", stdout=CONTAINER_ID + "\n")
+
+    open_runtime(cli, tmp_path).create(example_spec(csgclaw_home))
+
+    handed = cli.box_environment()
+    assert example_environment_mismatches(handed) == {}
+    assert provider_secrets_in(handed) == []
 
 
 def test_create_with_auto_remove_and_validation(cli: FakeCli, tmp_path: Path, csgclaw_home: Path) -> None:

@@ -13,7 +13,13 @@ import pytest
 from sandbox.boxspec import runtime_home
 from sandbox.providers.base import BoxNotFound, SandboxError
 from sandbox.providers.fake import FakeProvider, FakeRuntime
-from sandbox.tests.factories import agent_spec, sandbox_config
+from sandbox.tests.factories import (
+    agent_spec,
+    example_environment_mismatches,
+    example_spec,
+    provider_secrets_in,
+    sandbox_config,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -48,6 +54,16 @@ def test_create_records_the_spec_and_runs(csgclaw_home: Path) -> None:
         "labels": spec.labels,
     }
     assert stat.S_IMODE(state_path.stat().st_mode) == 0o600
+
+
+@pytest.mark.usefixtures("provider_in_server_env")
+def test_the_recorded_box_has_every_section_6_2_variable_and_no_provider_key(csgclaw_home: Path) -> None:
+    open_runtime(csgclaw_home, "worker-1").create(example_spec(csgclaw_home))
+
+    state_path = runtime_home(csgclaw_home, "worker-1", "boxlite") / "fake-box.json"
+    recorded = json.loads(state_path.read_text())["spec"]["env"]
+    assert example_environment_mismatches(recorded) == {}
+    assert provider_secrets_in(recorded) == []
 
 
 def test_state_is_shared_between_provider_instances(csgclaw_home: Path) -> None:

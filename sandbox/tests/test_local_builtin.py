@@ -23,7 +23,13 @@ from sandbox.providers.base import SandboxError, SandboxUnavailable
 from sandbox.providers.local import LocalProvider, LocalRuntime
 from sandbox.providers.local_host import process_alive
 from sandbox.providers.local_runtime import RuntimeChoice, choose_runtime, interpreter_roots
-from sandbox.tests.factories import agent_spec, sandbox_config
+from sandbox.tests.factories import (
+    agent_spec,
+    example_environment_mismatches,
+    example_spec,
+    provider_secrets_in,
+    sandbox_config,
+)
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(30)]
 
@@ -481,6 +487,82 @@ def test_a_picoclaw_box_keeps_the_token_off_its_command_line(
     ]
     assert not [arg for arg in call["argv"] if TOKEN in arg or arg in ("--setenv", "--clearenv")]
     assert call["env"]["OPENAI_API_KEY"] == TOKEN
+
+
+def environment_inside_bwrap(call: dict) -> dict[str, str]:
+    """What a box started through the fake bwrap sees: bwrap's own environment, then its `--setenv` pairs."""
+    argv = call["argv"]
+    setenv = {argv[i + 1]: argv[i + 2] for i, argument in enumerate(argv) if argument == "--setenv"}
+    return {**call["env"], **setenv}
+
+
+@pytest.mark.usefixtures("provider_in_server_env")
+@pytest.mark.parametrize("runtime_name", ["builtin", "picoclaw"])
+def test_a_bwrap_box_sees_every_section_6_2_variable_and_no_provider_key(
+    open_runtime, csgclaw_home: Path, bin_dir: Path, fake_package: Path, tmp_path: Path, runtime_name: str
+) -> None:
+    log = tmp_path / "bwrap.jsonl"
+    executable(bin_dir / "picoclaw", FAKE_PICOCLAW)
+    executable(bin_dir / "bwrap", FAKE_BWRAP.format(python=sys.executable, log=str(log)))
+    runtime = open_runtime(runtime=runtime_name, isolation="bwrap")
+
+    runtime.create(example_spec(csgclaw_home))
+
+    wait_for(log.exists)
+    inside = environment_inside_bwrap(json.loads(log.read_text().splitlines()[0]))
+    assert example_environment_mismatches(inside) == {}
+    assert provider_secrets_in(inside) == []
+
+
+@pytest.mark.usefixtures("provider_in_server_env")
+@pytest.mark.parametrize("runtime_name", ["builtin", "picoclaw"])
+def test_an_unisolated_box_sees_every_section_6_2_variable_in_its_host_home(
+    open_runtime,
+    csgclaw_home: Path,
+    bin_dir: Path,
+    fake_package: Path,
+    launches: list[dict],
+    runtime_name: str,
+) -> None:
+    executable(bin_dir / "picoclaw", FAKE_PICOCLAW)
+    runtime = open_runtime(runtime=runtime_name)
+
+    runtime.create(example_spec(csgclaw_home))
+
+    # sandbox.md §9: without isolation the box runs in its host directory, so HOME is that directory.
+    handed = launches[-1]["env"]
+    assert example_environment_mismatches(handed, home=str(runtime.box_home)) == {}
+    assert provider_secrets_in(handed) == []
+
+
+@pytest.mark.parametrize("isolation", ["none", "bwrap"])
+def test_runtime_knobs_join_the_box_but_never_replace_a_reserved_variable_it_has(
+    open_runtime,
+    csgclaw_home: Path,
+    bin_dir: Path,
+    fake_package: Path,
+    launches: list[dict],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    isolation: str,
+) -> None:
+    log = tmp_path / "bwrap.jsonl"
+    executable(bin_dir / "bwrap", FAKE_BWRAP.format(python=sys.executable, log=str(log)))
+    monkeypatch.setenv("CSGCLAW_RUNTIME_STREAM", "server-choice")
+    monkeypatch.setenv("CSGCLAW_RUNTIME_BACKOFF_SCALE", "0.5")
+    runtime = open_runtime(runtime="builtin", isolation=isolation)
+
+    runtime.create(builtin_spec(csgclaw_home, CSGCLAW_RUNTIME_STREAM="box-choice"))
+
+    if isolation == "bwrap":
+        wait_for(log.exists)
+        inside = environment_inside_bwrap(json.loads(log.read_text().splitlines()[0]))
+    else:
+        inside = launches[-1]["env"]
+    assert (inside["CSGCLAW_RUNTIME_STREAM"], inside["CSGCLAW_RUNTIME_BACKOFF_SCALE"]) == (
+        "box-choice",
+        "0.5",
+    )
 
 
 def test_without_isolation_the_command_line_of_the_runtime_has_no_token(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ class FakeCli:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def box_environment(self) -> dict[str, str | None]:
+        """The box variables of the last call that set any: `-e KEY=VALUE` as given, `-e KEY` as inherited."""
+        index = max(i for i, call in enumerate(self.calls()) if "-e" in call)
+        call, inherited = self.calls()[index], self.inherited()[index]
+        given = [value for flag, value in itertools.pairwise(call) if flag == "-e"]
+        return dict(value.split("=", 1) if "=" in value else (value, inherited[value]) for value in given)
 
     def calls(self) -> list[list[str]]:
         if not self.log_path.exists():
