@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -14,6 +17,20 @@ from core.api import ApiView, ContractCharField, ContractSerializer, error_respo
 from core.http import ApiError, query_value, request_locale
 
 JOINED_TEXT = "agent joined successfully"
+
+
+class AliasPathMixin:
+    """The path id may be any name of the agent (participants.md §1.3): its id, `pt-alice`, `agent-Alice`,
+    `alice`, `manager`. An id that names no agent is not found."""
+
+    path_aliases: ClassVar[dict[str, Callable[[str], str]]] = {"agent_id": selectors.agent_id_resolve}
+
+    def initial(self, request, *args: Any, **kwargs: Any) -> None:
+        # After ApiView has trimmed and checked the path ids, before the handler: the handler gets the
+        # resolved id, and an unresolved one as given, for its usual 404 text.
+        super().initial(request, *args, **kwargs)
+        for name, resolve in self.path_aliases.items():
+            self.kwargs[name] = resolve(self.kwargs[name])
 
 
 class AgentsView(ApiView):
@@ -45,7 +62,7 @@ class AgentsView(ApiView):
         return Response(AgentSerializer(agent).data, status=201)
 
 
-class AgentDetailView(ApiView):
+class AgentDetailView(AliasPathMixin, ApiView):
     @extend_schema(responses={200: AgentSerializer, **error_responses(404)}, summary="Get an agent")
     def get(self, request, agent_id: str):
         [agent] = lifecycle.agents_status_observe([selectors.agent_get(agent_id)])
@@ -57,7 +74,7 @@ class AgentDetailView(ApiView):
         return Response(status=204)
 
 
-class AgentStartView(ApiView):
+class AgentStartView(AliasPathMixin, ApiView):
     @extend_schema(
         request=None,
         responses={
@@ -72,7 +89,7 @@ class AgentStartView(ApiView):
         return Response(AgentSerializer(agent).data, status=202 if queued else 200)
 
 
-class AgentStopView(ApiView):
+class AgentStopView(AliasPathMixin, ApiView):
     @extend_schema(
         request=None,
         responses={200: AgentSerializer, **error_responses(404, 409, 502)},
@@ -82,7 +99,7 @@ class AgentStopView(ApiView):
         return Response(AgentSerializer(lifecycle.agent_stop(agent_id=agent_id)).data)
 
 
-class AgentLogsView(ApiView):
+class AgentLogsView(AliasPathMixin, ApiView):
     @extend_schema(
         parameters=[OpenApiParameter("lines", int, description="1 to 5000, default 20")],
         responses={
@@ -97,7 +114,7 @@ class AgentLogsView(ApiView):
         return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
-class AgentTokenRotateView(ApiView):
+class AgentTokenRotateView(AliasPathMixin, ApiView):
     """security.md S2.3: path 404 → 405 → 401 (the server token only, never an agent's) → the service."""
 
     @extend_schema(
@@ -136,7 +153,7 @@ class AgentJoinView(ApiView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         agent = services.agent_join_room(
-            agent_id=data["agent_id"],
+            agent_id=selectors.agent_id_resolve(data["agent_id"]),
             room_id=data["room_id"],
             inviter_id=data["inviter_id"],
             locale=request_locale(request, data["locale"]),

@@ -6,6 +6,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from agents.lifecycle import current_config_for_request
+from agents.selectors import bot_id_resolve
+from agents.views import AliasPathMixin
 from bots import selectors, services
 from bots.rest.serializers import BotSerializer
 from core.api import ApiView, ContractCharField, ContractSerializer, error_responses
@@ -55,7 +57,12 @@ class BotsView(ApiView):
         return Response(BotSerializer(bot).data, status=201)
 
 
-class BotDetailView(ApiView):
+class BotDetailView(AliasPathMixin, ApiView):
+    """The path id is the bot's id, or a name of its agent (participants.md §1.3): `pt-alice` for the bot
+    `u-alice`. An id that names no bot is not found, with the id as given."""
+
+    path_aliases = {"bot_id": bot_id_resolve}
+
     @extend_schema(
         parameters=[CHANNEL_PARAMETER],
         responses={204: None, **error_responses(400, 404)},
