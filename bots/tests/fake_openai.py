@@ -10,6 +10,11 @@ Used by the live LLM bridge tests and by bench/llm_proxy.py:
 `POST /v1/chat/completions` answers JSON, or Server-Sent Events when the body has `"stream": true`
 (`stream_chunks` deltas `chunk_interval` seconds apart, a usage event when `stream_options.include_usage`,
 then `[DONE]`), or `error_status` with an OpenAI-style error body when that is set.
+
+`POST /v1/responses` (the Responses API) answers the same way in that API's shapes: a `response` object,
+or the events `response.created`, `stream_chunks` × `response.output_text.delta` and `response.completed`
+(with usage) `chunk_interval` seconds apart. With `responses_api = False` it is a 404, as from a provider
+that only has chat completions.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 
 LOOPBACK = "127.0.0.1"
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+ERROR_BODY = {"error": {"message": "fake provider error", "type": "fake_error", "code": None}}
+RESPONSE_USAGE = {"input_tokens": 13, "output_tokens": 5, "total_tokens": 18}
 
 
 @dataclass
@@ -48,6 +55,7 @@ class FakeOpenAI:
         self.stream_chunks = 3
         self.chunk_interval = 0.0
         self.error_status: int | None = None
+        self.responses_api = True
         self.requests: list[RecordedRequest] = []
         self.streams: list[StreamRecord] = []
         self._server = ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self))
@@ -77,16 +85,21 @@ class FakeOpenAI:
         self.stream_chunks = 3
         self.chunk_interval = 0.0
         self.error_status = None
+        self.responses_api = True
         self.requests.clear()
         self.streams.clear()
 
     def answer(self, body: Any) -> tuple[int, Any]:
         """(status, JSON body) of a non-streamed chat completion: the error when one is set, else `pong`."""
         if self.error_status is not None:
-            return self.error_status, {
-                "error": {"message": "fake provider error", "type": "fake_error", "code": None}
-            }
+            return self.error_status, ERROR_BODY
         return 200, self.completion(body)
+
+    def responses_answer(self, body: Any) -> tuple[int, Any]:
+        """(status, JSON body) of a non-streamed Responses call: the error when one is set, else `pong`."""
+        if self.error_status is not None:
+            return self.error_status, ERROR_BODY
+        return 200, self.response(body)
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -99,6 +112,43 @@ class FakeOpenAI:
             ],
             "usage": USAGE,
         }
+
+    def response(self, body: dict[str, Any], text: str = "pong") -> dict[str, Any]:
+        """A Responses API answer; the streamed one carries the streamed text."""
+        return {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": 0,
+            "status": "completed",
+            "model": body.get("model", ""),
+            "output": [
+                {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            ],
+            "usage": RESPONSE_USAGE,
+        }
+
+    def response_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        deltas = [f"part {number} " for number in range(self.stream_chunks)]
+        created = {**self.response(body), "status": "in_progress", "output": [], "usage": None}
+        events: list[dict[str, Any]] = [{"type": "response.created", "response": created}]
+        events += [
+            {
+                "type": "response.output_text.delta",
+                "item_id": "msg_fake",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": text,
+            }
+            for text in deltas
+        ]
+        events.append({"type": "response.completed", "response": self.response(body, "".join(deltas))})
+        return [{**event, "sequence_number": number} for number, event in enumerate(events)]
 
     def stream_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         events = [
@@ -143,12 +193,24 @@ def _handler_for(provider: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"null")
             self._record(body)
-            if self.path != "/v1/chat/completions":
-                self._send_json(404, {"error": {"message": "not found"}})
-            elif provider.error_status is None and isinstance(body, dict) and body.get("stream") is True:
-                self._send_stream(body)
+            streamed = provider.error_status is None and isinstance(body, dict) and body.get("stream") is True
+            if self.path == "/v1/chat/completions":
+                if streamed:
+                    frames = [f"data: {json.dumps(event)}\n\n" for event in provider.stream_events(body)]
+                    self._send_stream([*frames, "data: [DONE]\n\n"])
+                else:
+                    self._send_json(*provider.answer(body))
+            elif self.path == "/v1/responses" and provider.responses_api:
+                if streamed:
+                    frames = [
+                        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                        for event in provider.response_events(body)
+                    ]
+                    self._send_stream(frames)
+                else:
+                    self._send_json(*provider.responses_answer(body))
             else:
-                self._send_json(*provider.answer(body))
+                self._send_json(404, {"error": {"message": "not found"}})
 
         def _record(self, body: Any) -> None:
             headers = {name.lower(): value for name, value in self.headers.items()}
@@ -162,11 +224,10 @@ def _handler_for(provider: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             )
             self.wfile.write(head.encode() + raw)
 
-        def _send_stream(self, body: dict[str, Any]) -> None:
+        def _send_stream(self, texts: list[str]) -> None:
             record = StreamRecord()
             provider.streams.append(record)
-            frames = [f"data: {json.dumps(event)}\n\n".encode() for event in provider.stream_events(body)]
-            frames.append(b"data: [DONE]\n\n")
+            frames = [text.encode() for text in texts]
             head = (
                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                 "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
