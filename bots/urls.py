@@ -1,9 +1,10 @@
-"""Bot routes: Bots REST, the /api/bots/ bridge, participant streams and sends, Feishu, the LLM proxy."""
+"""Bot routes: Bots REST, the /api/bots/ bridge, participant routes, Feishu, the LLM proxy."""
 
 from django.urls import path, re_path
 
 from bots.bridge import dispatch, streams
 from bots.feishu import views as feishu
+from bots.participants import directory as participant_directory
 from bots.participants import llm as participant_llm
 from bots.participants import views as participants
 from bots.rest import views as rest
@@ -14,6 +15,17 @@ urlpatterns = [
     path("api/v1/bots/<str:bot_id>", rest.BotDetailView.as_view()),
     re_path(r"^api/bots/", dispatch.bot_api),
     re_path(r"^api/v1/channels/feishu/bots/(?P<bot_id>[^/]*)/events$", streams.feishu_bot_events),
+    re_path(
+        r"^api/v1/channels/(?P<channel>[^/]*)/participants$", participant_directory.ParticipantsView.as_view()
+    ),
+    re_path(
+        r"^api/v1/channels/(?P<channel>[^/]*)/participants/(?P<participant_id>[^/]*)$",
+        participant_directory.ParticipantDetailView.as_view(),
+    ),
+    re_path(
+        r"^api/v1/channels/(?P<channel>[^/]*)/participants/(?P<participant_id>[^/]*)/notifications$",
+        participant_directory.ParticipantNotificationsView.as_view(),
+    ),
     re_path(
         r"^api/v1/channels/(?P<channel>[^/]*)/participants/(?P<participant_id>[^/]*)/events$",
         participants.participant_events,
