@@ -116,6 +116,49 @@ _CHAT_RESPONSE = {
     },
     "additionalProperties": True,
 }
+_RESPONSES_REQUEST = {
+    "type": "object",
+    "description": "An OpenAI Responses API request. `model` is replaced by the agent's model (no "
+    "`reasoning_effort` is added); every other field is passed through unchanged. For a provider without "
+    "the Responses API it is converted to chat completions: `instructions` and `input` become messages, "
+    "sampling fields are copied, `max_output_tokens` becomes `max_tokens`; tool-use history cannot be "
+    "converted (400).",
+    "properties": {
+        "model": {"type": "string", "description": "ignored: the server sets the agent's model"},
+        "input": {
+            "description": "a string, or an array of strings and message items",
+            "oneOf": [
+                {"type": "string"},
+                {"type": "array", "items": {}},
+            ],
+        },
+        "instructions": {"type": "string"},
+        "stream": {"type": "boolean", "description": "true: the answer is an event stream"},
+        "max_output_tokens": {"type": "integer"},
+        "temperature": {"type": "number"},
+        "tools": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+        "tool_choice": {},
+        "reasoning": {"type": "object", "additionalProperties": True},
+        "previous_response_id": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+_RESPONSES_RESPONSE = {
+    "type": "object",
+    "description": "The provider's `response` object relayed byte for byte, or the one converted from its "
+    "chat completion (`id` `resp_<chat id>`, one assistant message, `output_text`, the chat `usage`).",
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"type": "string", "example": "response"},
+        "created_at": {"type": "integer"},
+        "status": {"type": "string"},
+        "model": {"type": "string"},
+        "output": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+        "output_text": {"type": "string"},
+        "usage": {"type": "object", "additionalProperties": True},
+    },
+    "additionalProperties": True,
+}
 _MODEL_LIST = {
     "type": "object",
     "properties": {
@@ -348,14 +391,41 @@ def _llm_chat(parameter: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _llm_responses_websocket() -> dict[str, Any]:
+def _llm_responses() -> dict[str, Any]:
+    """POST: the Responses API (participants.md §5.5–§5.6); GET: its WebSocket variant, not supported."""
+    ok = _json(_RESPONSES_RESPONSE, "the provider's answer, or the converted chat answer", _OVERHEAD_HEADER)
+    ok["content"]["text/event-stream"] = {
+        "schema": {
+            "type": "string",
+            "description": "with `stream: true`: `event: <type>` + `data: {…}` frames (`response.created`, "
+            "`response.output_text.delta`, …, `response.completed`) as they arrive; a failure after the "
+            'start ends it with `event: error` + `data: {"type":"error","code":"upstream_error",'
+            '"message":"…","param":null}`',
+        }
+    }
+    responses = {
+        "200": ok,
+        **_errors(400, 401, 404, 405, 413, 502, 503, 504),
+        "default": {
+            "description": "a provider error, relayed with its own status and body",
+            "headers": _OVERHEAD_HEADER,
+        },
+    }
     return {
+        "post": _operation(
+            tag="llm proxy",
+            summary="The OpenAI Responses API through the agent's model, converted to chat completions "
+            "for providers without it",
+            parameters=[_AGENT_NAME],
+            body=_RESPONSES_REQUEST,
+            responses=responses,
+        ),
         "get": _operation(
             tag="llm proxy",
             summary="The Responses API's WebSocket variant: not supported",
             parameters=[_AGENT_NAME],
             responses=_errors(400, 401, 404, 405),
-        )
+        ),
     }
 
 
@@ -430,8 +500,8 @@ def _handwritten_paths() -> dict[str, dict[str, Any]]:
                 responses={"200": _json(_MESSAGE_ID, "the message's id"), **_errors(400, 401, 404, 405, 413)},
             )
         },
-        f"{agent_llm}/responses": _llm_responses_websocket(),
-        f"{agent_llm}/v1/responses": _llm_responses_websocket(),
+        f"{agent_llm}/responses": _llm_responses(),
+        f"{agent_llm}/v1/responses": _llm_responses(),
     }
     for prefix, parameter in ((bot_llm, _BOT_ID), (agent_llm, _AGENT_NAME)):
         for version in ("", "/v1"):
