@@ -115,9 +115,8 @@ async def llm_chat_completions(
         return received
     agent_id, target, body = received
     payload, streaming = _chat_payload(body, target.model)
-    exchange = _Exchange(
-        request, _new_call(agent_id, target, CHAT_COMPLETIONS_PATH, streaming, started, created_at), target
-    )
+    call = _new_call(agent_id, target, CHAT_COMPLETIONS_PATH, streaming, started, created_at)
+    exchange = _Exchange(request, call, target)
 
     async def relay() -> HttpResponse:
         response = await exchange.send(CHAT_COMPLETIONS_PATH, payload)
@@ -139,15 +138,14 @@ async def llm_responses(request: HttpRequest, bot_id: str, *, target_get: Target
     key = responses.provider_key(target.model)
     if key in responses.providers_without_responses_api:
         try:
-            chat_payload = _chat_payload(responses.chat_request_from_responses(body), target.model)[0]
+            fallback = _fallback_payload(body, target.model)
         except ApiError as exc:
             return answered_locally(response_for_exception(request, exc), started)
         call = _new_call(agent_id, target, CHAT_COMPLETIONS_PATH, streaming, started, created_at)
         exchange = _Exchange(request, call, target)
-        return await exchange.run(lambda: _chat_fallback(exchange, chat_payload))
-    exchange = _Exchange(
-        request, _new_call(agent_id, target, RESPONSES_PATH, streaming, started, created_at), target
-    )
+        return await exchange.run(lambda: _chat_fallback(exchange, fallback))
+    call = _new_call(agent_id, target, RESPONSES_PATH, streaming, started, created_at)
+    exchange = _Exchange(request, call, target)
 
     async def relay() -> HttpResponse:
         response = await exchange.send(RESPONSES_PATH, payload)
@@ -155,16 +153,21 @@ async def llm_responses(request: HttpRequest, bot_id: str, *, target_get: Target
             responses.providers_without_responses_api.add(key)
             await exchange.discard()
             try:
-                chat_payload = _chat_payload(responses.chat_request_from_responses(body), target.model)[0]
+                fallback = _fallback_payload(body, target.model)
             except ApiError as exc:
                 raise _Failed(exc.status, LlmOutcome.UPSTREAM_ERROR, exc.message) from None
-            exchange.call.upstream_url = _logged_url(target.model, CHAT_COMPLETIONS_PATH)
-            return await _chat_fallback(exchange, chat_payload)
+            call.upstream_url = _logged_url(target.model, CHAT_COMPLETIONS_PATH)
+            return await _chat_fallback(exchange, fallback)
         if response.status_code >= 400:
             return await exchange.relay_error()
         return exchange.relay_stream(RESPONSES_FRAMING)
 
     return await exchange.run(relay)
+
+
+def _fallback_payload(body: dict[str, Any], model: ResolvedModel) -> bytes:
+    """The chat request of a Responses body (§5.6 items 1–4); ApiError 400 when it cannot be converted."""
+    return _chat_payload(responses.chat_request_from_responses(body), model)[0]
 
 
 async def _chat_fallback(exchange: _Exchange, payload: bytes) -> HttpResponse:
