@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -109,16 +109,24 @@ async def next_chunk(chunks: AsyncIterator[bytes], *, deadline: float, idle_time
 
 
 async def read_whole_body(
-    response: httpx.Response, *, deadline: float, idle_timeout: float, limit: int
+    response: httpx.Response,
+    *,
+    deadline: float,
+    idle_timeout: float,
+    limit: int,
+    on_first_chunk: Callable[[], None] | None = None,
 ) -> bytes:
     """A provider body read to its end or cut at `limit` bytes: an error to relay, an answer to convert."""
     chunks = body_chunks(response)
     body = bytearray()
     while len(body) < limit:
         try:
-            body += await next_chunk(chunks, deadline=deadline, idle_timeout=idle_timeout)
+            chunk = await next_chunk(chunks, deadline=deadline, idle_timeout=idle_timeout)
         except StopAsyncIteration:
             break
+        if on_first_chunk is not None and not body:
+            on_first_chunk()
+        body += chunk
     return bytes(body[:limit])
 
 

@@ -334,14 +334,22 @@ class _Exchange:
             self.response = None
 
     async def _read_answer(self, limit: int) -> bytes:
+        """The whole body of the provider's answer (its first byte is the call's time to first byte)."""
         response = self._response()
         try:
             with self.call.waiting_upstream():
                 return await read_whole_body(
-                    response, deadline=self.deadline, idle_timeout=self.target.idle_timeout, limit=limit
+                    response,
+                    deadline=self.deadline,
+                    idle_timeout=self.target.idle_timeout,
+                    limit=limit,
+                    on_first_chunk=self._first_byte_came,
                 )
         finally:
             await self.discard()
+
+    def _first_byte_came(self) -> None:
+        self.call.ttfb_ms = self.call.elapsed_ms()
 
     async def relay_error(self) -> HttpResponse:
         """A provider 4xx/5xx goes back with its status, body and content type (not converted)."""
@@ -370,7 +378,6 @@ class _Exchange:
         except httpx.RequestError as exc:
             text = f"{FALLBACK_READ_TEXT}: {transport_error_text(exc)}"
             raise _Failed(502, LlmOutcome.TRANSPORT_ERROR, text) from None
-        self.call.ttfb_ms = self.call.elapsed_ms()
         if len(raw) > MAX_BODY_BYTES:
             text = f"{FALLBACK_READ_TEXT}: body larger than {MAX_BODY_BYTES} bytes"
             raise _Failed(502, LlmOutcome.TRANSPORT_ERROR, text)

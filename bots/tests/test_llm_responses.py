@@ -6,6 +6,7 @@ respx-mocked provider: pass-through, the chat-completions fallback and its memor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -708,6 +709,7 @@ async def test_without_a_responses_api_the_answer_comes_from_chat_completions(
     rows = await usage_rows()
     assert [(row.upstream_url, row.status_code, row.outcome) for row in rows] == [(CHAT_URL, 200, "ok")] * 2
     assert [(row.prompt_tokens, row.completion_tokens, row.total_tokens) for row in rows] == [(3, 5, 8)] * 2
+    assert all(0 <= row.ttfb_ms <= row.latency_ms for row in rows)
 
 
 @db
@@ -865,6 +867,42 @@ async def test_a_streamed_fallback_sends_each_event_as_its_chunk_arrives(agent, 
     [row] = await usage_rows()
     assert (row.upstream_url, row.stream, row.outcome) == (CHAT_URL, True, "ok")
     assert (row.prompt_tokens, row.completion_tokens, row.total_tokens) == (3, 5, 8)
+
+
+@db
+@routes_db
+async def test_a_client_leaving_a_converted_stream_closes_the_providers(agent, responses_route, chat_route):
+    responses_route.mock(return_value=NOT_FOUND)
+    stream = ProviderStream(sse(chunk("a"), chunk("b"), "[DONE]"), hold_at=1)
+    chat_route.mock(return_value=event_stream(stream))
+    communicator, _ = await open_call(RESPONSES, responses_body(stream=True))
+    await body_chunk(communicator)
+
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(5)
+
+    await asyncio.wait_for(stream.closed.wait(), 5)
+    assert stream.sent == 1
+    [row] = await usage_rows()
+    assert (row.outcome, row.error) == (LlmOutcome.CLIENT_DISCONNECTED, "client disconnected")
+
+
+@db
+@routes_db
+async def test_a_client_leaving_right_after_response_completed_got_the_whole_answer(agent, responses_route):
+    completed = {"type": "response.completed", "response": {"id": "resp_1", "usage": RESPONSE_USAGE}}
+    # The provider's last bytes after the completion are held back: the client leaves before they pass.
+    stream = ProviderStream([*response_events(completed), b"\n"], hold_at=1)
+    responses_route.mock(return_value=event_stream(stream))
+    communicator, _ = await open_call(RESPONSES, responses_body(stream=True))
+    await body_chunk(communicator)
+
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(5)
+
+    await asyncio.wait_for(stream.closed.wait(), 5)
+    [row] = await usage_rows()
+    assert (row.outcome, row.error, row.total_tokens) == (LlmOutcome.OK, "", 10)
 
 
 @db
