@@ -264,10 +264,12 @@ class ChatStreamConverter:
     arrived. `completed` is true once `response.completed` went out; `ended` once nothing more will.
     """
 
-    def __init__(self, *, model_id: str, line_limit: int) -> None:
-        self._line_limit = line_limit
+    def __init__(self, *, model_id: str, event_limit: int) -> None:
+        # An event (or a line) longer than this is dropped rather than buffered without bound.
+        self._event_limit = event_limit
         self._partial_line = bytearray()
         self._data_lines: list[bytes] = []
+        self._data_size = 0
         self._id = response_id(None)
         self._id_taken = False
         self._model = model_id
@@ -282,7 +284,7 @@ class ChatStreamConverter:
     def feed(self, chunk: bytes) -> list[bytes]:
         self._partial_line += chunk
         if b"\n" not in chunk:
-            if len(self._partial_line) > self._line_limit:
+            if len(self._partial_line) > self._event_limit:
                 self._partial_line = bytearray()
             return []
         *lines, rest = self._partial_line.split(b"\n")
@@ -306,15 +308,17 @@ class ChatStreamConverter:
         if line.startswith(b"data:"):
             data = line[len(b"data:") :]
             self._data_lines.append(data[1:] if data.startswith(b" ") else data)
+            self._data_size += len(data)
+            if self._data_size > self._event_limit:
+                self._data_lines, self._data_size = [], 0
         return []
 
     def _dispatch(self) -> list[bytes]:
         """The frames of the event whose `data:` lines were collected (an SSE event ends at a blank line)."""
-        if not self._data_lines or self.ended:
-            self._data_lines = []
-            return []
         data = b"\n".join(self._data_lines)
-        self._data_lines = []
+        self._data_lines, self._data_size = [], 0
+        if not data or self.ended:
+            return []
         if data.strip() == b"[DONE]":
             return self._complete()
         try:

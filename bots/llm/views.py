@@ -177,7 +177,7 @@ async def _chat_fallback(exchange: _Exchange, payload: bytes) -> HttpResponse:
         return await exchange.relay_error()
     if exchange.call.stream:
         converter = responses.ChatStreamConverter(
-            model_id=exchange.target.model.model_id, line_limit=MAX_BODY_BYTES
+            model_id=exchange.target.model.model_id, event_limit=MAX_BODY_BYTES
         )
         return exchange.relay_stream(RESPONSES_FRAMING, converter=converter)
     return await exchange.converted_answer()

@@ -101,7 +101,7 @@ def events_of(body: bytes) -> list[dict[str, Any]]:
 
 
 def converted(*chunks: dict[str, Any] | str, model_id: str = MODEL) -> list[dict[str, Any]]:
-    converter = ChatStreamConverter(model_id=model_id, line_limit=MAX_BODY_BYTES)
+    converter = ChatStreamConverter(model_id=model_id, event_limit=MAX_BODY_BYTES)
     frames = [frame for raw in sse(*chunks) for frame in converter.feed(raw)] + converter.finish()
     return events_of(b"".join(frames))
 
@@ -386,7 +386,7 @@ def test_a_chat_stream_becomes_the_responses_event_sequence():
 
 
 def test_each_frame_leaves_with_the_chunk_that_completes_it():
-    converter = ChatStreamConverter(model_id=MODEL, line_limit=MAX_BODY_BYTES)
+    converter = ChatStreamConverter(model_id=MODEL, event_limit=MAX_BODY_BYTES)
     raw = b"".join(sse(chunk("a", id="c1"), chunk("b")))
     cut = raw.index(b'"b"')
 
@@ -441,13 +441,25 @@ def test_the_id_comes_from_the_first_chunk_that_has_one():
 
 
 def test_crlf_lines_and_comments_are_read():
-    converter = ChatStreamConverter(model_id=MODEL, line_limit=MAX_BODY_BYTES)
+    converter = ChatStreamConverter(model_id=MODEL, event_limit=MAX_BODY_BYTES)
     raw = b': keep-alive\r\n\r\ndata: {"choices":[{"delta":{"content":"x"}}]}\r\n\r\ndata: [DONE]\r\n\r\n'
 
     events = events_of(b"".join(converter.feed(raw)))
 
     assert events[3]["delta"] == "x"
     assert events[-1]["type"] == "response.completed"
+
+
+def test_an_event_over_the_limit_is_dropped_and_the_next_one_read():
+    converter = ChatStreamConverter(model_id=MODEL, event_limit=200)
+    oversized = json.dumps(chunk("x" * 300)).encode()
+    split_lines = b"data: " + oversized[:150] + b"\ndata: " + oversized[150:] + b"\n\n"
+
+    frames = converter.feed(b"data: " + oversized[:250])
+    frames += converter.feed(oversized[250:] + b"\n\n" + split_lines + sse(chunk("ok"))[0])
+
+    assert [event.get("delta") for event in events_of(b"".join(frames))][-1:] == ["ok"]
+    assert "x" * 300 not in b"".join(frames).decode()
 
 
 @pytest.mark.parametrize(
@@ -464,7 +476,7 @@ def test_crlf_lines_and_comments_are_read():
     ],
 )
 def test_an_error_chunk_ends_the_stream_with_an_error_event(error_chunk, code, message):
-    converter = ChatStreamConverter(model_id=MODEL, line_limit=MAX_BODY_BYTES)
+    converter = ChatStreamConverter(model_id=MODEL, event_limit=MAX_BODY_BYTES)
     frames = [frame for raw in sse(chunk("a"), error_chunk, chunk("b")) for frame in converter.feed(raw)]
     frames += converter.finish()
 
