@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agents.models import AgentRole
+from agents.models import Agent, AgentRole
 from bots.participants.identity import (
     ParticipantRef,
     participant_agent_id,
+    participant_agent_token,
     participant_id_of,
     participant_resolve,
     strip_participant_id,
@@ -117,3 +118,13 @@ def test_slug_is_the_last_resort(db) -> None:
 
 def test_manager_alias_without_a_manager_agent_is_unresolved(db) -> None:
     assert participant_agent_id("pt-manager") is None
+
+
+@pytest.mark.parametrize(("path_id", "agent_id"), [("pt-alice", "u-Alice"), ("pt-manager", "u-manager")])
+def test_the_token_is_the_resolved_agents_own(team: None, path_id: str, agent_id: str) -> None:
+    assert participant_agent_token(path_id) == Agent.objects.get(pk=agent_id).api_token
+
+
+@pytest.mark.parametrize("path_id", ["pt-admin", "pt-ghost", "x" * 129])
+def test_the_admin_and_unresolved_ids_have_no_agent_token(team: None, path_id: str) -> None:
+    assert participant_agent_token(path_id) is None
