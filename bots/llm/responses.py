@@ -355,6 +355,8 @@ class ChatStreamConverter:
         if self._started:
             return []
         self._started = True
+        # Clients key the events by the id `response.created` announced; a later chunk's id cannot change it.
+        self._id_taken = True
         response = _response_object(
             self._id, created_at=self._created_at, model=self._model, status="in_progress", output=[]
         )

@@ -440,6 +440,15 @@ def test_the_id_comes_from_the_first_chunk_that_has_one():
     assert events[1]["item"]["id"] == "resp_chatcmpl-first_msg"
 
 
+def test_an_id_arriving_after_the_response_was_announced_does_not_change_it(monkeypatch):
+    monkeypatch.setattr(responses.time, "time_ns", lambda: 7)
+
+    events = converted(chunk("a"), chunk("b", id="chatcmpl-late"), chunk(finish="stop"))
+
+    assert {event["response"]["id"] for event in events if "response" in event} == {"resp_csgclaw_7"}
+    assert {event["item_id"] for event in events if "item_id" in event} == {"resp_csgclaw_7_msg"}
+
+
 def test_crlf_lines_and_comments_are_read():
     converter = ChatStreamConverter(model_id=MODEL, event_limit=MAX_BODY_BYTES)
     raw = b': keep-alive\r\n\r\ndata: {"choices":[{"delta":{"content":"x"}}]}\r\n\r\ndata: [DONE]\r\n\r\n'
