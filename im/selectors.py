@@ -37,6 +37,11 @@ def user_list() -> list[ChatUser]:
     return sorted(ChatUser.objects.all(), key=lambda user: (user.name, user.id))
 
 
+def users_by_id(user_ids: Iterable[str]) -> dict[str, ChatUser]:
+    """The users among `user_ids` that exist, by id."""
+    return {user.id: user for user in ChatUser.objects.filter(id__in=list(user_ids))}
+
+
 def existing_user_ids(user_ids: Iterable[str]) -> set[str]:
     wanted = {user_id for user_id in user_ids if is_lookup_id(user_id)}
     if not wanted:
