@@ -82,11 +82,17 @@ class Message(models.Model):
     client_msg_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)
     # Caller-defined object of the participant send (participants.md §3.2), echoed in message JSON.
     metadata = OrderedJSONField(null=True, blank=True)
+    # The root of the thread this message replies to (threads-attachments.md §1.1). A plain id, not a
+    # foreign key: replies outlive a deleted root (§1.9).
+    thread_root_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["seq"]
-        indexes = [models.Index(fields=["room", "seq"], name="im_message_room_seq")]
+        indexes = [
+            models.Index(fields=["room", "seq"], name="im_message_room_seq"),
+            models.Index(fields=["room", "thread_root_id", "seq"], name="im_message_thread_seq"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["sender", "client_msg_id"], name="im_message_client_msg_id_unique"
@@ -95,6 +101,61 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return self.message_id
+
+
+class Thread(models.Model):
+    """A room's thread state (threads-attachments.md §1.1): the root and the hidden context snapshot."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="threads")
+    root_message_id = models.CharField(max_length=MAX_ID_LENGTH)
+    # The Message objects around the root as the API presented them when the snapshot was taken (§1.5).
+    context = OrderedJSONField(default=list, blank=True)
+    # The ThreadContextSummary of that snapshot.
+    summary = OrderedJSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "root_message_id"], name="im_thread_room_root_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"thread {self.root_message_id} in {self.room_id}"
+
+
+class AttachmentKind(models.TextChoices):
+    IMAGE = "image"
+    FILE = "file"
+
+
+class Attachment(models.Model):
+    """A file of a message (threads-attachments.md §2.3); the bytes are a content-addressed blob on disk."""
+
+    id = models.CharField(primary_key=True, max_length=96)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="attachments")
+    # Upload order within the message.
+    position = models.PositiveIntegerField()
+    created_by = models.CharField(max_length=MAX_ID_LENGTH)
+    original_name = models.CharField(max_length=255)
+    safe_name = models.CharField(max_length=160)
+    media_type = models.CharField(max_length=255)
+    kind = models.CharField(max_length=8, choices=AttachmentKind.choices)
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    # Whoever holds the download URL may fetch the file (§2.3); 32 base64url characters.
+    download_token = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["message_id", "position"]
+        indexes = [models.Index(fields=["room", "created_at"], name="im_attachment_room_created")]
+
+    def __str__(self) -> str:
+        return f"{self.safe_name} ({self.id})"
 
 
 class EventStream(models.TextChoices):
