@@ -119,6 +119,8 @@ class Inbound:
     text: str
     # Unix seconds of the message's `created_at` (the frame's `timestamp`), else of its arrival.
     created_at: float
+    # Earlier room messages around a thread's root (§3.4), for the first turn of that thread; '' otherwise.
+    thread_context: str = ""
     frame: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,11 +132,22 @@ class Inbound:
 
 @dataclass(frozen=True)
 class SendResult:
-    """What a send did: the stored message id, or the error text (logged; never raised into a turn)."""
+    """What a send did: the message id the server stored, or the error text (logged; never raised into a
+    turn)."""
 
     message_id: str
     ok: bool
     error: str = ""
+
+
+@dataclass(frozen=True)
+class OutboundFile:
+    """A workspace file a message carries as its attachment; its bytes are read from disk while sending."""
+
+    path: str
+    name: str
+    media_type: str
+    size: int
 
 
 class Outbox(Protocol):
@@ -143,8 +156,17 @@ class Outbox(Protocol):
     def message_id(self, *, turn_id: str, room_id: str, thread_root_id: str, index: int) -> str:
         """The deterministic id of the `index`-th message a turn sends to (room, thread)."""
 
-    async def send(self, *, message_id: str, room_id: str, thread_root_id: str, text: str) -> SendResult:
-        """Send `text` (trimmed, cut at 60,000 characters; blank is not sent and reports ok)."""
+    async def send(
+        self,
+        *,
+        message_id: str,
+        room_id: str,
+        thread_root_id: str,
+        text: str,
+        file: OutboundFile | None = None,
+    ) -> SendResult:
+        """Send `text` (trimmed, cut at 60,000 characters; blank without a file is not sent and reports ok),
+        with `file` as a multipart attachment when given."""
 
 
 class Journal(Protocol):

@@ -20,6 +20,8 @@ HUMAN_ROLE = "admin"
 # needs ten agent messages in ten minutes in one room (§3.4 rule 5).
 LOOP_GUARD_MESSAGES = 10
 LOOP_GUARD_SECONDS = 600.0
+# The server caps a thread snapshot at 32 KiB; one long neighbour still should not crowd out the rest.
+CONTEXT_MESSAGE_CHARS = 2000
 
 _AT_TAG = re.compile(r'<at user_id="([^"]*)">([^<]*)</at>')
 _AT_OPEN = re.compile(r'<at user_id="([^"]*)"')
@@ -37,14 +39,49 @@ def has_at_mention(text: str, ids: frozenset[str] | set[str]) -> bool:
     return any(match.group(1) in ids for match in _AT_OPEN.finditer(text or ""))
 
 
-def thread_context_text(frame: dict[str, Any]) -> str:
-    """The user message a new thread session starts with (§3.4); '' when the frame has no thread context."""
-    context = frame.get("thread_context")
+def attachment_lines(attachments: Any) -> str:
+    """One line per attachment (§3.4): where the file tools find its workspace copy, or that it has none."""
+    lines = ""
+    for item in attachments if isinstance(attachments, list) else []:
+        if not isinstance(item, dict):
+            continue
+        media_type = item.get("media_type") or item.get("content_type") or "application/octet-stream"
+        size = item.get("size_bytes", item.get("size", 0))
+        path = item.get("workspace_path")
+        where = f" at {path}" if isinstance(path, str) and path else ", not copied to the workspace"
+        lines += f"\n[attachment: {item.get('name', '')} ({media_type}, {size} bytes){where}]"
+    return lines
+
+
+def thread_context_text(payload: dict[str, Any], self_ids: frozenset[str]) -> str:
+    """The user message a new thread session starts with (§3.4): the summary line, then the room messages
+    around the root, marked as earlier room context; '' when the frame has no thread context."""
+    context = payload.get("thread_context")
     summary = context.get("summary") if isinstance(context, dict) else None
     if not isinstance(summary, dict):
         return ""
     root, count = summary.get("root_excerpt", ""), summary.get("message_count", 0)
-    return f'[thread context] root: "{root}", {count} messages'
+    text = f'[thread context] root: "{root}", {count} messages'
+    messages = [item for item in context.get("context") or [] if isinstance(item, dict)]
+    if not messages:
+        return text
+    text += (
+        "\nEarlier room messages around the thread's root, as reference only; this thread's conversation"
+        " starts after them:"
+    )
+    root_id = context.get("root_message_id") or payload.get("thread_root_id")
+    for message in messages:
+        sender = str(message.get("sender_id", ""))
+        label = f"{sender} (you)" if sender in self_ids else sender
+        if message.get("id") == root_id:
+            label += " [thread root]"
+        content = normalize_at_mentions(str(message.get("content", "")))
+        if len(content) > CONTEXT_MESSAGE_CHARS:
+            content = content[:CONTEXT_MESSAGE_CHARS] + " … (cut)"
+        if message.get("kind") == "event":
+            content = "[event] " + content
+        text += f"\n- {label}: {content}" + attachment_lines(message.get("attachments")).replace("\n", "\n  ")
+    return text
 
 
 @dataclass(frozen=True)
@@ -92,15 +129,7 @@ def model_text(frame: Frame, payload: dict[str, Any], sender_name: str) -> str:
     text = normalize_at_mentions(frame.text)
     if frame.is_group:
         text = f"{sender_name} ({frame.sender_id}): {text}"
-    attachments = payload.get("attachments") if isinstance(payload.get("attachments"), list) else []
-    for item in attachments:
-        if not isinstance(item, dict):
-            continue
-        media_type = item.get("media_type") or item.get("content_type") or "application/octet-stream"
-        size = item.get("size_bytes", item.get("size", 0))
-        where = f" at {item['workspace_path']}" if item.get("workspace_path") else ""
-        text += f"\n[attachment: {item.get('name', '')} ({media_type}, {size} bytes){where}]"
-    return text
+    return text + attachment_lines(payload.get("attachments"))
 
 
 class Gate:
@@ -157,9 +186,13 @@ class Gate:
             sender_name=sender_name,
             sender_role=_text(user.get("role")),
             text=model_text(frame, payload, sender_name),
+            thread_context=self._thread_context(frame, payload),
             created_at=frame.created_at if frame.created_at is not None else now,
             frame=payload,
         )
+
+    def _thread_context(self, frame: Frame, payload: dict[str, Any]) -> str:
+        return thread_context_text(payload, self.settings.self_ids) if frame.thread_root_id else ""
 
     def _mentioned(self, frame: Frame) -> bool:
         ids = self.settings.self_ids

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
 
 import httpx
 
-from agent_runtime.contracts import SendResult, Settings, join_url
+from agent_runtime.contracts import OutboundFile, SendResult, Settings, join_url
 
 log = logging.getLogger("agent_runtime.channel")
 
@@ -58,9 +59,17 @@ class HttpOutbox:
     def message_id(self, *, turn_id: str, room_id: str, thread_root_id: str, index: int) -> str:
         return outbound_id(self.settings.bot_id, turn_id, room_id, thread_root_id, index)
 
-    async def send(self, *, message_id: str, room_id: str, thread_root_id: str, text: str) -> SendResult:
+    async def send(
+        self,
+        *,
+        message_id: str,
+        room_id: str,
+        thread_root_id: str,
+        text: str,
+        file: OutboundFile | None = None,
+    ) -> SendResult:
         text = prepare_text(text)
-        if not text:
+        if not text and file is None:
             return SendResult(message_id=message_id, ok=True)
         scale = self.settings.backoff_scale
         deadline = self._clock() + RETRY_BUDGET * scale
@@ -68,7 +77,12 @@ class HttpOutbox:
         while True:
             route = self._route()
             try:
-                response = await self._post(route, message_id, room_id, thread_root_id, text)
+                response = await self._post(route, message_id, room_id, thread_root_id, text, file)
+            except OSError as exc:
+                # The file went away or became unreadable after the tool checked it: retrying cannot help.
+                log.error("send failed: %s (room=%s id=%s)", exc, room_id, message_id)
+                error = f"cannot read the file: {exc.strerror or exc}"
+                return SendResult(message_id=message_id, ok=False, error=error)
             except httpx.HTTPError as exc:
                 status, error = 0, f"{type(exc).__name__}: {exc}"
             else:
@@ -79,7 +93,7 @@ class HttpOutbox:
                     continue
                 if 200 <= status < 300:
                     log.info("sent room=%s id=%s status=%s retries=%s", room_id, message_id, status, failures)
-                    return SendResult(message_id=message_id, ok=True)
+                    return SendResult(message_id=stored_id(response, message_id), ok=True)
                 if status != 429 and status < 500:
                     log.error("send failed: %s %s (room=%s id=%s)", status, error, room_id, message_id)
                     return SendResult(message_id=message_id, ok=False, error=f"{status} {error}")
@@ -113,7 +127,13 @@ class HttpOutbox:
         return "participant"
 
     async def _post(
-        self, route: str, message_id: str, room_id: str, thread_root_id: str, text: str
+        self,
+        route: str,
+        message_id: str,
+        room_id: str,
+        thread_root_id: str,
+        text: str,
+        file: OutboundFile | None,
     ) -> httpx.Response:
         settings = self.settings
         if route == "participant":
@@ -131,4 +151,27 @@ class HttpOutbox:
             }
             if thread_root_id:
                 body["relates_to"] = {"rel_type": "m.thread", "event_id": thread_root_id}
-        return await self.client.post(join_url(settings.base_url, path), json=body, timeout=SEND_TIMEOUT)
+        url = join_url(settings.base_url, path)
+        if file is None:
+            return await self.client.post(url, json=body, timeout=SEND_TIMEOUT)
+        # Multipart (participants.md §3.3): the JSON body as `payload`, the file streamed from disk in chunks.
+        with open(file.path, "rb") as handle:
+            return await self.client.post(
+                url,
+                data={"payload": json.dumps(body, ensure_ascii=False)},
+                files={"files": (file.name, handle, file.media_type)},
+                timeout=SEND_TIMEOUT,
+            )
+
+
+def stored_id(response: httpx.Response, fallback: str) -> str:
+    """The id the server stored: `message_id` (participant send) or `id` (bot send); else the id we chose."""
+    try:
+        body = response.json()
+    except ValueError:
+        return fallback
+    if isinstance(body, dict):
+        for key in ("message_id", "id"):
+            if isinstance(body.get(key), str) and body[key]:
+                return body[key]
+    return fallback

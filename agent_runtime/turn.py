@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_runtime import prompt
-from agent_runtime.contracts import WORKER_ROLE, Inbound, SendResult, crash_point
+from agent_runtime.contracts import WORKER_ROLE, Inbound, OutboundFile, SendResult, crash_point
 from agent_runtime.feedback import auto_mention, strip_think, tool_feedback
 from agent_runtime.history import drop_oldest_half, sanitize, trim
 from agent_runtime.llm import ContextTooLong, LLMError, Reply, ToolsRejected
@@ -70,14 +70,6 @@ class TurnHost(Protocol):
     def apply_notes(self, conversation: Conversation) -> None: ...
 
 
-def thread_context_text(frame: dict[str, Any]) -> str:
-    summary = (frame.get("thread_context") or {}).get("summary") or {}
-    if not summary:
-        return ""
-    excerpt, count = summary.get("root_excerpt", ""), summary.get("message_count", 0)
-    return f'[thread context] root: "{excerpt}", {count} messages'
-
-
 class Turn:
     """Runs from the conversation's oldest queued message until its reply is sent."""
 
@@ -118,9 +110,9 @@ class Turn:
             self.session.truncate(previous_run)
         self.loop.apply_notes(self.conversation)
         self.start = len(self.session.messages)
-        context = thread_context_text(first.frame) if first.thread_root_id else ""
-        if context and not self.session.messages:
-            self.session.append({"role": "user", "content": context})
+        if first.thread_context and self._thread_is_new():
+            # Earlier room messages, told as the room's and never as the agent's own words (§3.4).
+            self.session.append({"role": "user", "content": first.thread_context})
         self.session.append({"role": "user", "content": first.text, "message_id": first.message_id})
         log.info("turn start conversation=%s message=%s", self.conversation.key, first.message_id)
         iterations = 0
@@ -145,6 +137,12 @@ class Turn:
             (time.monotonic() - started) * 1000,
             self.model_ms,
         )
+
+    def _thread_is_new(self) -> bool:
+        """No turn ran in this conversation yet (notes other conversations sent here do not count)."""
+        if self.session.meta.get("dropped"):
+            return False
+        return not any(message.get("role") == "user" for message in self.session.messages)
 
     async def _iterate(self) -> tuple[str, int]:
         for iteration in range(1, self.settings.max_tool_iterations + 1):
@@ -223,22 +221,26 @@ class Turn:
         )
         return static + prompt.PART_SEPARATOR + dynamic
 
-    async def send(self, room_id: str, thread_root_id: str, text: str) -> SendResult:
-        """Post `text` with the turn's next deterministic id for (room, thread)."""
+    async def send(
+        self, room_id: str, thread_root_id: str, text: str, *, file: OutboundFile | None = None
+    ) -> SendResult:
+        """Post `text` (and `file`) with the turn's next deterministic id for (room, thread)."""
         index = self.counts.get((room_id, thread_root_id), 0)
         self.counts[(room_id, thread_root_id)] = index + 1
         message_id = self.loop.outbox.message_id(
             turn_id=self.turn_id, room_id=room_id, thread_root_id=thread_root_id, index=index
         )
         result = await self.loop.outbox.send(
-            message_id=message_id, room_id=room_id, thread_root_id=thread_root_id, text=text
+            message_id=message_id, room_id=room_id, thread_root_id=thread_root_id, text=text, file=file
         )
         if not result.ok:
             log.error("send failed room=%s message=%s: %s", room_id, message_id, result.error)
         return result
 
-    async def tool_send(self, room_id: str, thread_root_id: str, text: str) -> SendResult:
-        result = await self.send(room_id, thread_root_id, text)
+    async def tool_send(
+        self, room_id: str, thread_root_id: str, text: str, *, file: OutboundFile | None = None
+    ) -> SendResult:
+        result = await self.send(room_id, thread_root_id, text, file=file)
         if not result.ok:
             return result
         if (room_id, thread_root_id) == (self.first.room_id, self.first.thread_root_id):

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agent_runtime.contracts import Inbound, SendResult, Settings
+from agent_runtime.contracts import Inbound, OutboundFile, SendResult, Settings
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -47,19 +47,29 @@ def inbound(
 
 class FakeOutbox:
     def __init__(self) -> None:
-        self.sent: list[dict[str, str]] = []
+        self.sent: list[dict[str, Any]] = []
         self.fail_with = ""
 
     def message_id(self, *, turn_id: str, room_id: str, thread_root_id: str, index: int) -> str:
         digest = hashlib.sha256(f"bot\n{turn_id}\n{room_id}\n{thread_root_id}\n{index}".encode()).hexdigest()
         return "msg-rt-" + digest[:24]
 
-    async def send(self, *, message_id: str, room_id: str, thread_root_id: str, text: str) -> SendResult:
+    async def send(
+        self,
+        *,
+        message_id: str,
+        room_id: str,
+        thread_root_id: str,
+        text: str,
+        file: OutboundFile | None = None,
+    ) -> SendResult:
         if self.fail_with:
             return SendResult(message_id=message_id, ok=False, error=self.fail_with)
-        self.sent.append(
-            {"id": message_id, "room_id": room_id, "thread_root_id": thread_root_id, "text": text}
-        )
+        sent: dict[str, Any] = {"id": message_id, "room_id": room_id, "thread_root_id": thread_root_id}
+        sent["text"] = text
+        if file is not None:
+            sent["file"] = file
+        self.sent.append(sent)
         return SendResult(message_id=message_id, ok=True)
 
     def texts(self, room_id: str | None = None) -> list[str]:

@@ -178,10 +178,75 @@ async def test_model_text_has_attachments_and_keeps_empty_name_tags(tmp_path):
     assert inbound.text == '<at user_id="u-x"></at> see file\n' + attachment
 
 
-def test_thread_context_text():
+async def test_an_attachment_without_a_workspace_copy_says_so(tmp_path):
+    attachment = {"id": "att-1", "name": "big.pdf", "media_type": "application/pdf", "size_bytes": 9}
+    inbound, _ = await _gate(tmp_path).check(frame("msg-1", text="see", attachments=[attachment]))
+    assert (
+        inbound.text == "see\n[attachment: big.pdf (application/pdf, 9 bytes), not copied to the workspace]"
+    )
+
+
+SELF_IDS = frozenset({"u-dev", "pt-dev"})
+
+
+def test_thread_context_text_summary_only():
     payload = {"thread_context": {"summary": {"root_excerpt": "plan", "message_count": 3}}}
-    assert thread_context_text(payload) == '[thread context] root: "plan", 3 messages'
-    assert thread_context_text({}) == ""
+    assert thread_context_text(payload, SELF_IDS) == '[thread context] root: "plan", 3 messages'
+    assert thread_context_text({}, SELF_IDS) == ""
+
+
+def test_thread_context_text_lists_the_messages_around_the_root():
+    attachment = {
+        "name": "plan.md",
+        "media_type": "text/markdown",
+        "size_bytes": 5,
+        "workspace_path": ".csgclaw/attachments/room-1/msg-0/att-1-plan.md",
+    }
+    context = [
+        {
+            "id": "msg-0",
+            "sender_id": "u-admin",
+            "kind": "message",
+            "content": "Friday",
+            "attachments": [attachment],
+        },
+        {"id": "msg-e", "sender_id": "u-admin", "kind": "event", "content": "alice joined"},
+        {
+            "id": "msg-r",
+            "sender_id": "u-dev",
+            "kind": "message",
+            "content": '<at user_id="u-bob">bob</at> plan it',
+        },
+        {"id": "msg-2", "sender_id": "u-bob", "kind": "message", "content": "x" * 2500},
+    ]
+    payload = {
+        "thread_root_id": "msg-r",
+        "thread_context": {
+            "root_message_id": "msg-r",
+            "context": context,
+            "summary": {"root_excerpt": "plan it", "message_count": 4, "before_count": 2, "after_count": 1},
+        },
+    }
+    lines = thread_context_text(payload, SELF_IDS).split("\n")
+    assert lines == [
+        '[thread context] root: "plan it", 4 messages',
+        "Earlier room messages around the thread's root, as reference only; this thread's conversation starts"
+        " after them:",
+        "- u-admin: Friday",
+        "  [attachment: plan.md (text/markdown, 5 bytes) at .csgclaw/attachments/room-1/msg-0/att-1-plan.md]",
+        "- u-admin: [event] alice joined",
+        "- u-dev (you) [thread root]: @bob plan it",
+        "- u-bob: " + "x" * 2000 + " … (cut)",
+    ]
+
+
+async def test_only_thread_messages_carry_the_thread_context(tmp_path):
+    thread_context = {"root_message_id": "msg-r", "summary": {"root_excerpt": "plan", "message_count": 1}}
+    gate = _gate(tmp_path)
+    reply, _ = await gate.check(frame("msg-1", thread_root_id="msg-r", thread_context=thread_context))
+    assert reply.thread_context == '[thread context] root: "plan", 1 messages'
+    top, _ = await gate.check(frame("msg-2", thread_context=thread_context))
+    assert top.thread_context == ""
 
 
 def test_rebuild_needs_no_server(tmp_path):

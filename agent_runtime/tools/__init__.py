@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from agent_runtime.contracts import MANAGER_ROLE, Settings
-from agent_runtime.tools import files, shell, team, web
+from agent_runtime.tools import attachments, files, shell, team, web
 from agent_runtime.tools.base import (
     InvalidArguments,
     Tool,
@@ -103,6 +103,16 @@ COMMON_TOOLS = (
             "mentions": strings("User ids to mention; group rooms only wake the agents mentioned."),
         },
         ("text",),
+    ),
+    Tool(
+        "send_file",
+        "Send a file of your workspace to the current conversation as an attachment (at most 25 MiB).",
+        attachments.send_file,
+        {
+            "path": string("Path to the file to send."),
+            "caption": string("Optional text to send with the file."),
+        },
+        ("path",),
     ),
     Tool(
         "web_fetch",

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from agent_runtime.contracts import RestClient, SendResult, Settings
+from agent_runtime.contracts import OutboundFile, RestClient, SendResult, Settings
 
-# (room_id, thread_root_id, text) → what the turn's outbox did; the turn counts ids and links origins.
-SendFn = Callable[[str, str, str], Awaitable[SendResult]]
+
+class SendFn(Protocol):
+    """Posts through the turn's outbox; the turn counts ids and links origins."""
+
+    async def __call__(
+        self, room_id: str, thread_root_id: str, text: str, *, file: OutboundFile | None = None
+    ) -> SendResult: ...
 
 
 @dataclass(frozen=True)
