@@ -81,7 +81,9 @@ class GapScanner:
         rooms = []
         for room_id, chat_type in chat_types.items():
             try:
-                status, body = await self.rest.request("GET", "/api/v1/messages", params={"room_id": room_id})
+                # Thread replies stay out of the default timeline (threads-attachments.md §1.3).
+                params = {"room_id": room_id, "include_thread_replies": "true"}
+                status, body = await self.rest.request("GET", "/api/v1/messages", params=params)
             except httpx.HTTPError as exc:
                 log.warning("gap scan: room %s not read: %s", room_id, exc)
                 continue
@@ -98,17 +100,16 @@ class GapScanner:
         self, room_id: str, is_direct: bool, messages: list[Any], now: float, since: float | None
     ) -> list[tuple[float, dict[str, Any]]]:
         self_ids = self.settings.self_ids
-        last_own = max(
-            (
-                i
-                for i, message in enumerate(messages)
-                if isinstance(message, dict) and message.get("sender_id") in self_ids
-            ),
-            default=-1,
-        )
+        # A later message of mine answers what came before it in the same conversation (room or thread).
+        last_own: dict[str, int] = {}
+        for index, message in enumerate(messages):
+            if isinstance(message, dict) and message.get("sender_id") in self_ids:
+                last_own[_thread_of(message)] = index
         found = []
-        for message in messages[last_own + 1 :]:
+        for index, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("kind") != "message":
+                continue
+            if index <= last_own.get(_thread_of(message), -1):
                 continue
             message_id, sender_id = message.get("id"), message.get("sender_id")
             created = parse_utc_iso(message.get("created_at"))
@@ -143,16 +144,20 @@ def _frame(
     }
     if mentions:
         frame["mentions"] = mentions
-    relates_to = message.get("relates_to")
-    if (
-        isinstance(relates_to, dict)
-        and relates_to.get("rel_type") == "m.thread"
-        and relates_to.get("event_id")
-    ):
-        frame["thread_root_id"] = relates_to["event_id"]
+    if _thread_of(message):
+        frame["thread_root_id"] = _thread_of(message)
     if isinstance(message.get("attachments"), list) and message["attachments"]:
         frame["attachments"] = message["attachments"]
     return frame
+
+
+def _thread_of(message: dict[str, Any]) -> str:
+    """The root id of a thread reply; '' for a top-level message."""
+    relates_to = message.get("relates_to")
+    if isinstance(relates_to, dict) and relates_to.get("rel_type") == "m.thread":
+        root = relates_to.get("event_id")
+        return root if isinstance(root, str) else ""
+    return ""
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -117,6 +117,28 @@ async def test_later_connects_read_recent_session_rooms_and_journal_rooms(tmp_pa
     assert frames[1]["chat_type"] == "group"
 
 
+async def test_thread_replies_are_read_and_answered_per_conversation(tmp_path):
+    server = ScriptedServer()
+    scanner, journal, _ = _scanner(tmp_path, server)
+    journal.recv(message_id="msg-p", room_id="room-g", thread_root_id="", frame={"chat_type": "group"})
+    in_thread = {"relates_to": {"rel_type": "m.thread", "event_id": "msg-root"}}
+    messages = [
+        _message("msg-root", age=300, mentions=["u-dev"]),
+        _message("msg-t1", age=250, mentions=["u-dev"], **in_thread),
+        _message("msg-top", age=200, mentions=["u-dev"]),
+        _message("msg-top-answer", sender="u-dev", age=150),
+        _message("msg-t1-answer", sender="u-dev", age=140, **in_thread),
+        _message("msg-t2", age=100, mentions=["u-dev"], **in_thread),
+    ]
+    server.always("GET", "/api/v1/messages", lambda request: httpx.Response(200, json=messages))
+    frames = await scanner.scan(first_ever=False, since=NOW - 1000)
+    assert [(f["message_id"], f.get("thread_root_id")) for f in frames] == [("msg-t2", "msg-root")]
+    assert server.requests[0].url.params["include_thread_replies"] == "true"
+    messages[4] = _message("msg-other", age=140, mentions=["u-bob"], **in_thread)
+    frames = await scanner.scan(first_ever=False, since=NOW - 1000)
+    assert [f["message_id"] for f in frames] == ["msg-t1", "msg-t2"]
+
+
 async def test_at_most_twenty_newest_oldest_first(tmp_path):
     server = ScriptedServer()
     room = {
