@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from im.models import ChatUser, Event, EventRecipient, Message, Room, RoomMember
+from im.models import Attachment, ChatUser, Event, EventRecipient, Message, Room, RoomMember
 
 # Characters of a message shown in the admin's message list; the change page shows all of it.
 CONTENT_PREVIEW = 120
@@ -48,6 +48,49 @@ class RoomAdmin(admin.ModelAdmin):
         return room.memberships.count()
 
 
+# Attachment rows describe blobs written with their message; the admin browses and deletes them only.
+ATTACHMENT_FIELDS = (
+    "id",
+    "safe_name",
+    "original_name",
+    "kind",
+    "media_type",
+    "size_bytes",
+    "width",
+    "height",
+    "sha256",
+    "created_by",
+    "created_at",
+)
+
+
+class AttachmentInline(admin.TabularInline):
+    model = Attachment
+    extra = 0
+    fields = ("position", "safe_name", "kind", "media_type", "size_bytes", "created_at")
+    readonly_fields = fields
+    ordering = ("position",)
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """A room's files with their size and type; deleting one here releases its blob after the commit."""
+
+    list_display = ("safe_name", "kind", "media_type", "size_bytes", "message", "room", "created_at")
+    list_filter = ("room", "kind")
+    search_fields = ("id", "safe_name", "original_name", "sha256", "message__message_id")
+    list_select_related = ("message", "room")
+    readonly_fields = ("message", "room", "position", *ATTACHMENT_FIELDS)
+    exclude = ("download_token",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = ("message_id", "room", "sender", "kind", "short_content", "created_at")
@@ -55,6 +98,7 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ("message_id", "content", "sender__id", "room__id", "client_msg_id")
     list_select_related = ("room", "sender")
     raw_id_fields = ("room", "sender")
+    inlines = (AttachmentInline,)
 
     @admin.display(description="text")
     def short_content(self, message: Message) -> str:
