@@ -1,6 +1,7 @@
-/* The composer: sending with a fresh client_msg_id, drafts, and the @ mention autocomplete. */
+/* The composer: sending with a fresh client_msg_id and attached files, drafts, and the @ mention
+ * autocomplete. */
 
-import { api } from "./api.js";
+import { FileTray, carriedFiles, postMessage } from "./attachments.js";
 import { avatar, make, newClientMsgId, showError } from "./dom.js";
 import { emit } from "./hub.js";
 import { addMessage, el, sortedUsers, state } from "./state.js";
@@ -9,6 +10,8 @@ const MENTION_MENU_SIZE = 8;
 const MAX_INPUT_HEIGHT = 180;
 
 const mention = { open: false, start: 0, options: [], index: 0 };
+let tray = null;
+let uploading = false;
 
 export function autoGrow() {
   const input = el.composerInput;
@@ -19,26 +22,39 @@ export function autoGrow() {
 export function renderComposerState() {
   const hasRoom = state.rooms.has(state.activeRoomId);
   el.composerInput.disabled = !hasRoom;
-  el.composerSend.disabled = !hasRoom || !el.composerInput.value.trim();
+  el.composerAttach.disabled = !hasRoom || uploading;
+  el.composerSend.disabled = !hasRoom || uploading || (!el.composerInput.value.trim() && !tray.files.length);
+}
+
+/* Files picked, pasted or dropped for the room's composer. */
+export function attachFiles(files) {
+  if (state.rooms.has(state.activeRoomId)) tray.add(files);
+}
+
+/* Attached files are not drafts: switching rooms drops them, so they never go to a room not chosen. */
+export function clearAttachments() {
+  tray.clear();
 }
 
 export async function sendMessage() {
   const room = state.rooms.get(state.activeRoomId);
   const content = el.composerInput.value.trim();
-  if (!room || !content) return;
+  if (!room || uploading || (!content && !tray.files.length)) return;
   const body = {
     room_id: room.id,
     sender_id: state.currentUserId,
     content,
     client_msg_id: newClientMsgId(),
   };
+  const files = tray.take();
   el.composerInput.value = "";
   autoGrow();
   closeMentionMenu();
   showError(el.composerError, "");
+  uploading = files.length > 0;
   renderComposerState();
   try {
-    const message = await api("POST", "/api/v1/messages", body);
+    const message = await postMessage(body, files, el.uploadProgress);
     const target = state.rooms.get(body.room_id);
     if (!target) return;
     if (addMessage(target, message)) emit("message.added", target, message);
@@ -47,12 +63,39 @@ export async function sendMessage() {
     showError(el.composerError, "Not sent: " + err.message);
     if (state.activeRoomId !== body.room_id) {
       if (!state.drafts.has(body.room_id)) state.drafts.set(body.room_id, content);
-    } else if (!el.composerInput.value) {
-      el.composerInput.value = content;
-      autoGrow();
-      renderComposerState();
+    } else {
+      tray.restore(files);
+      if (!el.composerInput.value) {
+        el.composerInput.value = content;
+        autoGrow();
+      }
     }
+  } finally {
+    uploading = false;
+    renderComposerState();
   }
+}
+
+/* Wires the attach button, the hidden file input and pasting files; called once by workspace.js. */
+export function bindAttachments() {
+  tray = new FileTray({
+    chips: el.composerChips,
+    error: el.composerError,
+    testidPrefix: "composer",
+    onChange: () => renderComposerState(),
+  });
+  el.composerAttach.addEventListener("click", () => el.composerFiles.click());
+  el.composerFiles.addEventListener("change", () => {
+    attachFiles(el.composerFiles.files);
+    el.composerFiles.value = "";
+  });
+  el.composerInput.addEventListener("paste", (event) => {
+    const files = carriedFiles(event.clipboardData);
+    if (!files.length) return;
+    // A copied screenshot is only a file; text that came with files is still pasted as text.
+    if (!event.clipboardData.types.includes("text/plain")) event.preventDefault();
+    attachFiles(files);
+  });
 }
 
 function mentionQuery() {

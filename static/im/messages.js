@@ -1,6 +1,8 @@
-/* The message history of the open room: grouped by sender, markdown text, event lines, the intro marker. */
+/* The message history of the open room: grouped by sender, markdown text, attachments, event lines, the
+ * intro marker, and each top-level message's way into its thread. */
 
-import { avatar, make, timeNode, timeValue } from "./dom.js";
+import { attachmentsNode } from "./attachments.js";
+import { avatar, button, formatTime, make, timeNode, timeValue } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { el, state } from "./state.js";
 
@@ -27,13 +29,37 @@ function automaticTag() {
   return tag;
 }
 
-function messageNode(message, previous, room) {
+/* The "Reply in thread" hover action; workspace.js opens the thread of any `data-thread-root` it sees clicked. */
+function replyAction(message) {
+  const action = button("Reply in thread", "msg-action", "reply-in-thread");
+  action.dataset.threadRoot = message.id;
+  return action;
+}
+
+/* The reply-count chip of a thread's root (threads-attachments.md §1.2). */
+function threadChip(message) {
+  const summary = message.thread;
+  const count = Number(summary.reply_count) || 0;
+  const chip = button(count === 1 ? "1 reply" : count + " replies", "thread-summary", "thread-summary");
+  chip.dataset.threadRoot = message.id;
+  chip.dataset.replyCount = String(count);
+  if (summary.latest_reply && summary.latest_reply.created_at) {
+    chip.append(make("span", "thread-summary-time", "last " + formatTime(summary.latest_reply.created_at)));
+  }
+  return chip;
+}
+
+/* One message as a list item; `inThread` leaves out the ways into a thread (the thread panel shows it). */
+export function messageNode(message, previous, room, inThread) {
   const item = make("li");
-  item.dataset.testid = "message-item";
+  item.dataset.testid = inThread ? "thread-message" : "message-item";
   item.dataset.messageId = message.id;
+  const threadable = !inThread;
   if (message.kind === "event") {
     item.className = "msg-event";
     item.append(make("span", "msg-event-text", message.content), timeNode("msg-event-time", message.created_at));
+    if (threadable) item.append(replyAction(message));
+    if (threadable && message.thread) item.append(threadChip(message));
     return item;
   }
   const sender = state.users.get(message.sender_id);
@@ -58,11 +84,26 @@ function messageNode(message, previous, room) {
   } else if (intro) {
     body.append(automaticTag());
   }
-  const text = make("div", "msg-text");
-  renderMarkdown(text, message);
-  body.append(text);
+  const files = attachmentsNode(message);
+  if (message.content || !files) {
+    const text = make("div", "msg-text");
+    renderMarkdown(text, message);
+    body.append(text);
+  }
+  if (files) body.append(files);
+  if (threadable && message.thread) body.append(threadChip(message));
   item.append(gutter, body);
+  if (threadable) item.append(replyAction(message));
   return item;
+}
+
+/* Draws a changed message again in place; its neighbours' grouping does not depend on what changed. */
+export function redrawMessage(room, message) {
+  if (room.id !== state.activeRoomId || state.renderedRoomId !== room.id) return;
+  const shown = Array.from(el.messageList.children).find((node) => node.dataset.messageId === message.id);
+  if (!shown) return;
+  const index = room.messages.findIndex((candidate) => candidate.id === message.id);
+  shown.replaceWith(messageNode(message, room.messages[index - 1], room, false));
 }
 
 export function renderMessages() {
@@ -76,7 +117,7 @@ export function renderMessages() {
   }
   const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
   if (state.renderedRoomId !== room.id) {
-    list.replaceChildren(...room.messages.map((message, i) => messageNode(message, room.messages[i - 1], room)));
+    list.replaceChildren(...room.messages.map((message, i) => messageNode(message, room.messages[i - 1], room, false)));
     state.renderedRoomId = room.id;
     list.scrollTop = list.scrollHeight;
   } else {
@@ -91,7 +132,7 @@ export function renderMessages() {
     let appendedMine = false;
     room.messages.forEach((message, i) => {
       if (shown.has(message.id)) return;
-      list.append(messageNode(message, room.messages[i - 1], room));
+      list.append(messageNode(message, room.messages[i - 1], room, false));
       if (message.sender_id === state.currentUserId) appendedMine = true;
     });
     if (nearBottom || appendedMine) list.scrollTop = list.scrollHeight;

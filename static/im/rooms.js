@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { avatar, make, formatTime, showError } from "./dom.js";
-import { closeMentionMenu, autoGrow } from "./composer.js";
+import { autoGrow, clearAttachments, closeMentionMenu } from "./composer.js";
 import { emit } from "./hub.js";
 import { plainText } from "./markdown.js";
 import { el, sortedRooms, sortedUsers, state, userName, roomFromWire } from "./state.js";
@@ -22,7 +22,8 @@ function roomAvatar(room) {
 
 function preview(room, last) {
   if (!last) return room.subtitle;
-  const text = plainText(last.content);
+  const names = Array.isArray(last.attachments) ? last.attachments.map((attachment) => attachment.name) : [];
+  const text = plainText(last.content) || (names.length ? "📎 " + names.join(", ") : "");
   if (last.kind === "event") return text;
   if (last.sender_id === state.currentUserId) return "You: " + text;
   return room.is_direct ? text : userName(last.sender_id) + ": " + text;
@@ -126,6 +127,7 @@ export function selectRoom(roomId) {
     state.activeRoomId = roomId;
     state.renderedRoomId = "";
     closeMentionMenu();
+    clearAttachments();
     showError(el.composerError, "");
     autoGrow();
   }

@@ -27,7 +27,7 @@ export function roomFromWire(wire, previous) {
   const messages = [];
   const seen = new Set();
   const add = (message) => {
-    if (!message || seen.has(message.id) || state.deletedUserIds.has(message.sender_id)) return;
+    if (!message || isReply(message) || seen.has(message.id) || state.deletedUserIds.has(message.sender_id)) return;
     seen.add(message.id);
     messages.push(message);
   };
@@ -59,15 +59,61 @@ export function loadAgents(list) {
   state.agents = new Map((list || []).map((agent) => [agent.id, agent]));
 }
 
-/* Adds a message unless it is already shown; true when it was new. A send's own answer can overtake
- * an earlier message still on its way through the stream, so the message goes in id order. */
+/* A thread reply (threads-attachments.md §1.3): it belongs to its thread, never to the room's timeline. */
+export function isReply(message) {
+  return Boolean(message && message.relates_to && message.relates_to.event_id);
+}
+
+/* Adds a message unless it is already shown or a thread reply; true when it was new. A send's own answer
+ * can overtake an earlier message still on its way through the stream, so the message goes in id order. */
 export function addMessage(room, message) {
-  if (!message || room.messageIds.has(message.id) || state.deletedUserIds.has(message.sender_id)) return false;
+  if (!message || isReply(message) || room.messageIds.has(message.id) || state.deletedUserIds.has(message.sender_id)) {
+    return false;
+  }
   room.messageIds.add(message.id);
   let index = room.messages.length;
   while (index > 0 && compareIds(room.messages[index - 1].id, message.id) > 0) index -= 1;
   room.messages.splice(index, 0, message);
   return true;
+}
+
+/* Puts a newer copy of a shown message in place of the old one (a participant replacing its message
+ * sends it again under the same id); true when anything changed. */
+export function replaceMessage(room, message) {
+  if (!message || !room.messageIds.has(message.id)) return false;
+  const index = room.messages.findIndex((shown) => shown.id === message.id);
+  if (JSON.stringify(room.messages[index]) === JSON.stringify(message)) return false;
+  room.messages[index] = message;
+  return true;
+}
+
+/* The root with its new thread summary (§1.2), or null when the root is not shown. */
+export function setThreadSummary(room, rootId, summary) {
+  const index = room.messages.findIndex((shown) => shown.id === rootId);
+  if (index < 0 || !summary) return null;
+  room.messages[index] = { ...room.messages[index], thread: summary };
+  return room.messages[index];
+}
+
+/* A copy of the message without one attachment, or the message itself when it does not have it. */
+export function withoutAttachment(message, attachmentId) {
+  const list = Array.isArray(message.attachments) ? message.attachments : [];
+  if (!list.some((attachment) => attachment.id === attachmentId)) return message;
+  const rest = list.filter((attachment) => attachment.id !== attachmentId);
+  const copy = { ...message, attachments: rest };
+  if (!rest.length) delete copy.attachments;
+  return copy;
+}
+
+/* Removes a deleted attachment (§2.8) from the room's messages; returns the messages that changed. */
+export function dropAttachment(room, attachmentId) {
+  const changed = [];
+  room.messages = room.messages.map((message) => {
+    const next = withoutAttachment(message, attachmentId);
+    if (next !== message) changed.push(next);
+    return next;
+  });
+  return changed;
 }
 
 function roomSortKey(room) {

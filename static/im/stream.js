@@ -5,11 +5,24 @@
 import { api } from "./api.js";
 import { applyAgent, refreshAgents } from "./agents.js";
 import { hideBanner, showBanner } from "./dom.js";
+import { filesMayHaveChanged } from "./files.js";
 import { forgetRoom } from "./notices.js";
 import { upsertRoom } from "./rooms.js";
-import { addMessage, el, loadAgents, loadBootstrap, state, subtitleFor } from "./state.js";
+import {
+  addMessage,
+  dropAttachment,
+  el,
+  isReply,
+  loadAgents,
+  loadBootstrap,
+  replaceMessage,
+  setThreadSummary,
+  state,
+  subtitleFor,
+} from "./state.js";
+import { threadAttachmentDeleted, threadReplyArrived, threadViewArrived } from "./threads.js";
 import { adoptSnapshot } from "./unread.js";
-import { messageAdded, renderAll } from "./view.js";
+import { messageAdded, messageChanged, renderAll } from "./view.js";
 import { rebuild } from "./working.js";
 
 // A stream that ends (lifetime cap, server restart) is reopened at once; the browser's own retry
@@ -31,6 +44,13 @@ function applyEvent(event) {
   switch (event.type) {
     case "message.created":
       applyMessageCreated(event);
+      break;
+    case "thread.created":
+    case "thread.updated":
+      applyThread(event);
+      break;
+    case "room.attachment_deleted":
+      applyAttachmentDeleted(event);
       break;
     case "room.created":
     case "room.members_added":
@@ -66,7 +86,30 @@ function applyMessageCreated(event) {
     reload();
     return;
   }
-  if (addMessage(room, event.message)) messageAdded(room, event.message);
+  const message = event.message;
+  if (!message) return;
+  if (Array.isArray(message.attachments) && message.attachments.length) filesMayHaveChanged(room.id);
+  if (isReply(message)) threadReplyArrived(room.id, message);
+  else if (addMessage(room, message)) messageAdded(room, message);
+  else if (replaceMessage(room, message)) messageChanged(room, message);
+}
+
+/* thread.created / thread.updated (threads-attachments.md §1.9): the root gets the new summary. */
+function applyThread(event) {
+  const room = state.rooms.get(event.room_id);
+  const view = event.thread;
+  if (!room || !view || !view.root) return;
+  const root = setThreadSummary(room, view.root.id, view.summary);
+  if (root) messageChanged(room, root);
+  threadViewArrived(room.id, view);
+}
+
+function applyAttachmentDeleted(event) {
+  const room = state.rooms.get(event.room_id);
+  if (!room) return;
+  dropAttachment(room, event.attachment_id).forEach((message) => messageChanged(room, message));
+  threadAttachmentDeleted(room.id, event.attachment_id);
+  filesMayHaveChanged(room.id);
 }
 
 function removeRoom(roomId) {

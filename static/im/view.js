@@ -3,10 +3,11 @@
 import { accent, initials } from "./dom.js";
 import { renderAgents } from "./agents.js";
 import { renderComposerState } from "./composer.js";
-import { renderMessages } from "./messages.js";
+import { redrawMessage, renderMessages } from "./messages.js";
 import { renderStatusLines } from "./notices.js";
 import { markActiveRead, renderNewRoomMembers, renderRoomHeader, renderRoomList } from "./rooms.js";
 import { el, sortedRooms, state } from "./state.js";
+import { threadRootChanged } from "./threads.js";
 import { noteMessage } from "./working.js";
 
 function renderMe() {
@@ -45,4 +46,11 @@ export function messageAdded(room, message) {
   }
   renderRoomList();
   renderStatusLines();
+}
+
+/* A shown message changed in place (replaced, new thread summary, an attachment deleted). */
+export function messageChanged(room, message) {
+  redrawMessage(room, message);
+  threadRootChanged(room.id, message);
+  renderRoomList();
 }

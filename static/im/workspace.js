@@ -1,17 +1,29 @@
 /* The IM workspace (http-api.md §10.1), entry module: finds the page's elements, wires the controls, decides
  * who reacts to what the modules announce (hub.js) and starts loading. The concepts live in their own
- * modules: api, state, stream, view, rooms, messages, markdown, composer, agents, logs, notices, working,
- * unread.
+ * modules: api, state, stream, view, rooms, messages, markdown, composer, attachments, threads, files,
+ * agents, logs, notices, working, unread.
  */
 
 import { createAgent, refreshAgents } from "./agents.js";
-import { autoGrow, closeMentionMenu, onComposerKey, renderComposerState, sendMessage, updateMentionMenu } from "./composer.js";
+import { carriedFiles, carriesFiles } from "./attachments.js";
+import {
+  attachFiles,
+  autoGrow,
+  bindAttachments,
+  closeMentionMenu,
+  onComposerKey,
+  renderComposerState,
+  sendMessage,
+  updateMentionMenu,
+} from "./composer.js";
 import { $ } from "./dom.js";
+import { bindFilesPanel, closeFiles, filesRoomChanged, toggleFiles } from "./files.js";
 import { on } from "./hub.js";
 import { noteSent, renderStatusLines } from "./notices.js";
 import { createRoom, invite, markActiveRead, openInvite, renderRoomList, selectRoom, setDrawer } from "./rooms.js";
 import { el, state } from "./state.js";
 import { start } from "./stream.js";
+import { attachToThread, bindThreadPanel, closeThread, followActiveRoom, openThread, threadTakesDrop } from "./threads.js";
 import { loadMarks, onOtherTab } from "./unread.js";
 import { messageAdded, renderAll } from "./view.js";
 
@@ -24,6 +36,8 @@ const WORKING_TICK_MS = 15 * 1000;
 /* What the page does when a module announces a change (hub.js). */
 function react() {
   on("rooms.changed", renderAll);
+  on("rooms.changed", followActiveRoom);
+  on("rooms.changed", filesRoomChanged);
   on("agents.changed", renderStatusLines);
   on("message.added", messageAdded);
   on("message.sent", noteSent);
@@ -75,7 +89,40 @@ function bind() {
     inviteEmpty: $("invite-empty"),
     inviteError: $("invite-error"),
     inviteSubmit: $("invite-submit"),
+    conversation: $("conversation"),
+    dropHint: $("drop-hint"),
+    composerAttach: $("composer-attach"),
+    composerFiles: $("composer-files"),
+    composerChips: $("composer-chips"),
+    uploadProgress: $("upload-progress"),
+    threadPanel: $("thread-panel"),
+    threadCount: $("thread-count"),
+    threadClose: $("thread-close"),
+    threadRoot: $("thread-root"),
+    threadReplyList: $("thread-reply-list"),
+    threadError: $("thread-error"),
+    threadComposer: $("thread-composer"),
+    threadComposerError: $("thread-composer-error"),
+    threadChips: $("thread-chips"),
+    threadProgress: $("thread-upload-progress"),
+    threadAttach: $("thread-composer-attach"),
+    threadFiles: $("thread-composer-files"),
+    threadInput: $("thread-composer-input"),
+    threadSend: $("thread-composer-send"),
+    filesOpen: $("room-files"),
+    filesPanel: $("files-panel"),
+    filesCount: $("files-count"),
+    filesClose: $("files-close"),
+    filesQuery: $("files-query"),
+    filesTokenForm: $("files-token-form"),
+    filesToken: $("files-token"),
+    filesError: $("files-error"),
+    filesList: $("files-list"),
+    filesEmpty: $("files-empty"),
   });
+  bindAttachments();
+  bindThreadPanel();
+  bindFilesPanel();
 
   el.roomList.addEventListener("click", (event) => {
     const item = event.target.closest(".room-item");
@@ -88,11 +135,23 @@ function bind() {
       selectRoom(item.dataset.roomId);
     }
   });
+  // The thread panel and the files panel share the conversation's right edge: one at a time.
+  el.messageList.addEventListener("click", (event) => {
+    const opener = event.target.closest("[data-thread-root]");
+    if (!opener) return;
+    closeFiles();
+    openThread(state.activeRoomId, opener.dataset.threadRoot);
+  });
+  el.filesOpen.addEventListener("click", closeThread);
+  bindDrop();
   el.roomsToggle.addEventListener("click", () => setDrawer("rooms"));
   el.agentsToggle.addEventListener("click", () => setDrawer("agents"));
   $("drawer-scrim").addEventListener("click", () => setDrawer(""));
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && el.app.dataset.drawer) setDrawer("");
+    if (event.key !== "Escape") return;
+    if (el.app.dataset.drawer) setDrawer("");
+    else if (!el.threadPanel.hidden) closeThread();
+    else if (!el.filesPanel.hidden) closeFiles();
   });
   el.composer.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -126,6 +185,38 @@ function bind() {
   window.addEventListener("hashchange", () => {
     const roomId = decodeURIComponent(window.location.hash.slice(1));
     if (roomId !== state.activeRoomId) selectRoom(roomId);
+  });
+}
+
+/* Files dragged over the conversation attach to the thread composer when dropped on the open thread
+ * panel, otherwise to the room's composer. */
+function bindDrop() {
+  let depth = 0;
+  const showHint = (shown) => {
+    el.dropHint.hidden = !shown;
+  };
+  el.conversation.addEventListener("dragenter", (event) => {
+    if (!carriesFiles(event.dataTransfer)) return;
+    depth += 1;
+    showHint(true);
+  });
+  el.conversation.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) showHint(false);
+  });
+  el.conversation.addEventListener("dragover", (event) => {
+    if (!carriesFiles(event.dataTransfer)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+  });
+  el.conversation.addEventListener("drop", (event) => {
+    depth = 0;
+    showHint(false);
+    const files = carriedFiles(event.dataTransfer);
+    if (!files.length) return;
+    event.preventDefault();
+    if (threadTakesDrop(event.target)) attachToThread(files);
+    else attachFiles(files);
   });
 }
 
