@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from im.models import ChatUser, Event, EventRecipient, EventStream, Message, Room
+from im.models import ChatUser, Event, EventRecipient, EventStream, Message, Room, Thread
 from im.realtime.broker import broker
 from im.serializers import MessageSerializer, RoomSerializer, UserSerializer
 
@@ -24,6 +24,8 @@ ROOM_DELETED = "room.deleted"
 USER_CREATED = "user.created"
 USER_DELETED = "user.deleted"
 AGENT_UPDATED = "agent.updated"
+THREAD_CREATED = "thread.created"
+THREAD_UPDATED = "thread.updated"
 
 PARTICIPANT_CHANNEL = "csgclaw"
 
@@ -108,14 +110,17 @@ def bot_message_payload(message: Message, sender: ChatUser, *, is_direct: bool) 
     }
 
 
-def participant_message_payload(message: Message, sender: ChatUser, *, is_direct: bool) -> dict[str, Any]:
+def participant_message_payload(
+    message: Message, sender: ChatUser, *, is_direct: bool, thread: Thread | None = None
+) -> dict[str, Any]:
     """The participant frame (participants.md §2.4) without the keys that depend on the recipient.
 
-    Messages here are always top-level and without attachments, so `thread_root_id`, `thread_context`,
-    `attachments` and `context.topic_id` are absent and `context.raw.thread_root_id` is "".
+    A reply carries its `thread` state as it is now: `thread_root_id`, `thread_context` and
+    `context.topic_id`.
     """
     chat_type = "direct" if is_direct else "group"
-    return {
+    root_id = message.thread_root_id or ""
+    frame = {
         "message_id": message.message_id,
         "room_id": message.room_id,
         "channel": PARTICIPANT_CHANNEL,
@@ -125,15 +130,23 @@ def participant_message_payload(message: Message, sender: ChatUser, *, is_direct
         "sender_id": sender.id,
         "text": message.content,
         "timestamp": str(unix_millis(message.created_at)),
-        "context": {
-            "channel": PARTICIPANT_CHANNEL,
-            "chat_id": message.room_id,
-            "chat_type": chat_type,
-            "sender_id": sender.id,
-            "message_id": message.message_id,
-            "raw": {"room_id": message.room_id, "thread_root_id": ""},
-        },
     }
+    context = {"channel": PARTICIPANT_CHANNEL, "chat_id": message.room_id, "chat_type": chat_type}
+    if root_id:
+        frame["thread_root_id"] = root_id
+        thread_context: dict[str, Any] = {"root_message_id": root_id}
+        if thread is not None and thread.context:
+            thread_context["context"] = thread.context
+        thread_context["summary"] = thread.summary if thread is not None else {}
+        frame["thread_context"] = thread_context
+        context["topic_id"] = root_id
+    context.update(
+        sender_id=sender.id,
+        message_id=message.message_id,
+        raw={"room_id": message.room_id, "thread_root_id": root_id},
+    )
+    frame["context"] = context
+    return frame
 
 
 def message_recipients(
@@ -150,6 +163,11 @@ def message_recipients(
 
 def room_payload(room: Room) -> dict[str, Any]:
     return {"room_id": room.id, "room": RoomSerializer(room).data}
+
+
+def thread_payload(room_id: str, view: dict[str, Any]) -> dict[str, Any]:
+    """`thread.created` / `thread.updated` (threads-attachments.md §1.9): the ThreadView with context."""
+    return {"room_id": room_id, "thread": view}
 
 
 def room_deleted_payload(room_id: str) -> dict[str, Any]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import F, Max, Prefetch, QuerySet
+from django.db.models import F, Max, Prefetch, Q, QuerySet
 
 from core.errors import Invalid, NotFound
 from im.models import MAX_ID_LENGTH, ChatUser, Message, Room, RoomMember
+from im.thread_selectors import rooms_thread_summaries_attach, thread_summaries_attach
 
 
 def is_lookup_id(value: str) -> bool:
@@ -57,10 +58,14 @@ def user_ids_by_handle(handles: Iterable[str]) -> dict[str, str]:
 
 
 def _presentable(rooms: QuerySet[Room]) -> QuerySet[Room]:
-    """Rooms with what RoomSerializer reads, in three queries whatever the number of rooms."""
+    """Rooms with what RoomSerializer reads, in three queries whatever the number of rooms.
+
+    Messages are the top-level ones (threads-attachments.md §1.3); call `rooms_thread_summaries_attach`
+    on the result for their `thread` summaries.
+    """
     return rooms.prefetch_related(
         Prefetch("memberships", queryset=RoomMember.objects.select_related("user").order_by("position")),
-        Prefetch("messages", queryset=Message.objects.order_by("seq")),
+        Prefetch("messages", queryset=Message.objects.filter(thread_root_id__isnull=True).order_by("seq")),
     )
 
 
@@ -69,9 +74,12 @@ def room_find(room_id: str, *, presentable: bool = False) -> Room | None:
         return None
     rooms = _presentable(Room.objects.all()) if presentable else Room.objects.all()
     try:
-        return rooms.get(pk=room_id)
+        room = rooms.get(pk=room_id)
     except Room.DoesNotExist:
         return None
+    if presentable:
+        rooms_thread_summaries_attach([room])
+    return room
 
 
 def room_get(room_id: str, *, presentable: bool = False) -> Room:
@@ -82,11 +90,13 @@ def room_get(room_id: str, *, presentable: bool = False) -> Room:
 
 
 def room_list() -> list[Room]:
-    """Newest activity first; rooms without messages last; ties by creation time (newest first), then id."""
-    rooms = Room.objects.annotate(last_message_at=Max("messages__created_at")).order_by(
-        F("last_message_at").desc(nulls_last=True), "-created_at", "id"
-    )
-    return list(_presentable(rooms))
+    """Newest top-level message first, rooms without one last; ties by creation time (newest first), id."""
+    rooms = Room.objects.annotate(
+        last_message_at=Max("messages__created_at", filter=Q(messages__thread_root_id__isnull=True))
+    ).order_by(F("last_message_at").desc(nulls_last=True), "-created_at", "id")
+    presented = list(_presentable(rooms))
+    rooms_thread_summaries_attach(presented)
+    return presented
 
 
 def room_member_ids(room: Room) -> list[str]:
@@ -108,11 +118,18 @@ def direct_room_between(user_a: str, user_b: str) -> Room | None:
     return None
 
 
-def message_list(room_id: str) -> list[Message]:
+def message_list(room_id: str, *, include_thread_replies: bool = False) -> list[Message]:
+    """A room's history in creation order: top-level only unless replies are asked for (§1.3), roots with
+    their `thread` summary."""
     if not room_id:
         raise Invalid("room_id is required")
     room = room_get(room_id)
-    return list(room.messages.order_by("seq"))
+    messages = room.messages.order_by("seq")
+    if not include_thread_replies:
+        messages = messages.filter(thread_root_id__isnull=True)
+    listed = list(messages)
+    thread_summaries_attach(listed)
+    return listed
 
 
 def message_find_by_client_id(*, sender_id: str, client_msg_id: str) -> Message | None:

@@ -41,8 +41,29 @@ class UserSerializer(WireSerializer):
     created_at = TimeField()
 
 
+@extend_schema_field(
+    {"type": "object", "properties": {"rel_type": {"type": "string"}, "event_id": {"type": "string"}}}
+)
+class RelatesToField(serializers.Field):
+    """A thread reply's relation to its root (threads-attachments.md §2.2), from `thread_root_id`."""
+
+    def to_representation(self, root_id: str) -> dict[str, str]:
+        return {"rel_type": "m.thread", "event_id": root_id}
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class ThreadSummaryField(serializers.Field):
+    """The ThreadSummary a selector attached to a root (im.thread_selectors); absent on other messages."""
+
+    def get_attribute(self, message: Message) -> dict[str, Any] | None:
+        return getattr(message, "thread_summary", None)
+
+    def to_representation(self, summary: dict[str, Any]) -> dict[str, Any]:
+        return summary
+
+
 class MessageSerializer(WireSerializer):
-    """A message (http-api.md §2.3)."""
+    """A message (http-api.md §2.3, threads-attachments.md §2.2)."""
 
     id = serializers.CharField(source="message_id")
     sender_id = serializers.CharField()
@@ -52,6 +73,8 @@ class MessageSerializer(WireSerializer):
     event = serializers.JSONField(required=False)
     created_at = TimeField()
     mentions = serializers.ListField(child=serializers.CharField())
+    relates_to = RelatesToField(source="thread_root_id", required=False)
+    thread = ThreadSummaryField(required=False)
     client_msg_id = serializers.CharField(required=False)
     metadata = serializers.JSONField(required=False)
 

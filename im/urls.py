@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from im import pages, streams, views
+from im import pages, streams, thread_views, views
 
 # Fixed paths come before `{id}` patterns, so /api/v1/rooms/invite is never "room invite".
 urlpatterns = [
@@ -17,6 +17,21 @@ urlpatterns = [
     path("api/v1/rooms", views.RoomsView.as_view()),
     path("api/v1/rooms/<str:room_id>", views.RoomDetailView.as_view()),
     path("api/v1/rooms/<str:room_id>/members", views.RoomMembersView.as_view()),
+    *(
+        route
+        for prefix in ("api/v1/rooms", "api/v1/channels/csgclaw/rooms")
+        for route in (
+            path(f"{prefix}/<str:room_id>/threads", thread_views.ThreadsView.as_view()),
+            path(
+                f"{prefix}/<str:room_id>/threads/<str:root_message_id>",
+                thread_views.ThreadDetailView.as_view(),
+            ),
+            path(
+                f"{prefix}/<str:room_id>/relations/<str:event_id>/m.thread",
+                thread_views.ThreadRelationsView.as_view(),
+            ),
+        )
+    ),
     path("api/v1/users", views.UsersView.as_view()),
     path("api/v1/users/<str:user_id>", views.UserDetailView.as_view()),
     path("api/v1/im/messages", views.MessageSendView.as_view()),

@@ -18,6 +18,9 @@ from im.serializers import (
     RoomSerializer,
     UserSerializer,
 )
+from im.thread_views import ContractObjectField, RelatesToField
+
+TRUE_WORDS = ("1", "true", "yes", "on")
 
 
 async def healthz(request: HttpRequest) -> HttpResponse:
@@ -161,6 +164,8 @@ class MessageSendView(ApiView):
         content = ContractCharField()
         mention_id = ContractCharField()
         client_msg_id = ContractCharField()
+        relates_to = RelatesToField()
+        metadata = ContractObjectField()
 
     @extend_schema(
         request=InputSerializer,
@@ -180,10 +185,16 @@ class MessageSendView(ApiView):
 
 class MessagesView(MessageSendView):
     @extend_schema(
-        parameters=[OpenApiParameter("room_id", str, required=True)],
+        parameters=[
+            OpenApiParameter("room_id", str, required=True),
+            OpenApiParameter("include_thread_replies", str, description="1, true, yes or on: replies too"),
+        ],
         responses={200: MessageSerializer(many=True), **error_responses(400, 404)},
         summary="List a room's messages",
     )
     def get(self, request):
-        messages = selectors.message_list(query_value(request, "room_id"))
+        messages = selectors.message_list(
+            query_value(request, "room_id"),
+            include_thread_replies=query_value(request, "include_thread_replies").lower() in TRUE_WORDS,
+        )
         return Response(MessageSerializer(messages, many=True).data)

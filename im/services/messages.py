@@ -14,6 +14,7 @@ from im.identity import new_message_id
 from im.mentions import at_tag, resolve_mentions
 from im.models import ChatUser, Event, Message, MessageKind, Room
 from im.services.common import check_length
+from im.services.threads import relation_root, thread_state_ensure, thread_updated_emit, threads_rebuild
 
 CLIENT_MSG_ID_MAX = 128
 
@@ -35,6 +36,7 @@ def message_store(
     client_msg_id: str | None = None,
     message_id: str = "",
     metadata: dict | None = None,
+    thread_root_id: str | None = None,
 ) -> Message:
     """The message row alone, in the caller's transaction; the caller emits whatever event announces it."""
     return Message.objects.create(
@@ -47,6 +49,7 @@ def message_store(
         mentions=mentions or [],
         client_msg_id=client_msg_id,
         metadata=metadata or None,
+        thread_root_id=thread_root_id,
     )
 
 
@@ -64,8 +67,13 @@ def message_send(
     content: str,
     mention_id: str = "",
     client_msg_id: str = "",
+    relates_to: dict[str, str] | None = None,
+    metadata: dict | None = None,
 ) -> SentMessage:
-    """Post a message (http-api.md §6.10); a repeated `client_msg_id` returns the stored message."""
+    """Post a message (http-api.md §6.10); a repeated `client_msg_id` returns the stored message.
+
+    `relates_to` makes it a thread reply (threads-attachments.md §1.4).
+    """
     room_id = room_id.strip()
     content = content.strip()
     mention_id = mention_id.strip()
@@ -85,6 +93,7 @@ def message_send(
     room = selectors.room_find(room_id)
     if room is None:
         raise Invalid("room not found")
+    thread_root = relation_root(room=room, relates_to=relates_to)
     check_length("client_msg_id", client_msg_id, CLIENT_MSG_ID_MAX)
     if client_msg_id:
         existing = selectors.message_find_by_client_id(sender_id=sender.id, client_msg_id=client_msg_id)
@@ -95,7 +104,14 @@ def message_send(
         content = f"{at_tag(mentioned.id, mentioned.name)} {content}"
     try:
         with transaction.atomic():
-            message = message_post(room=room, sender=sender, content=content, client_msg_id=client_msg_id)
+            message = message_post(
+                room=room,
+                sender=sender,
+                content=content,
+                client_msg_id=client_msg_id,
+                metadata=metadata,
+                thread_root=thread_root,
+            )
     except IntegrityError:
         # A concurrent retry with the same client_msg_id won the insert.
         existing = selectors.message_find_by_client_id(sender_id=sender.id, client_msg_id=client_msg_id)
@@ -113,11 +129,13 @@ def message_post(
     client_msg_id: str = "",
     message_id: str = "",
     metadata: dict | None = None,
+    thread_root: Message | None = None,
 ) -> Message:
     """Store a text message and emit `message.created` with its bot recipients (caller's transaction).
 
     Alias mention tags are rewritten to user ids first (participants.md §1.4), so every create path
-    stores and streams `u-…` ids.
+    stores and streams `u-…` ids. A reply to `thread_root` creates the thread state if missing and is
+    followed by `thread.updated` (threads-attachments.md §1.4).
     """
     content = rewrite_alias_tags(content)
     mentions = _mentions_of(content)
@@ -129,7 +147,9 @@ def message_post(
         client_msg_id=client_msg_id or None,
         message_id=message_id,
         metadata=metadata,
+        thread_root_id=thread_root.message_id if thread_root else None,
     )
+    thread = thread_state_ensure(room=room, root=thread_root)[0] if thread_root else None
     recipients = events.message_recipients(
         member_ids=selectors.room_member_ids(room),
         sender_id=sender.id,
@@ -142,28 +162,40 @@ def message_post(
         room_id=room.id,
         message_id=message.message_id,
         bot_payload=events.bot_message_payload(message, sender, is_direct=room.is_direct),
-        participant_payload=events.participant_message_payload(message, sender, is_direct=room.is_direct),
+        participant_payload=events.participant_message_payload(
+            message, sender, is_direct=room.is_direct, thread=thread
+        ),
         recipients=recipients,
     )
+    if thread is not None:
+        thread_updated_emit(thread)
     return message
 
 
-def message_replace(*, message: Message, content: str, metadata: dict | None = None) -> Message:
+def message_replace(
+    *, message: Message, content: str, metadata: dict | None = None, thread_root: Message | None = None
+) -> Message:
     """Edit a message in place (participants.md §3.6) in the caller's transaction.
 
-    Content, mentions and metadata change; id, `created_at` and position stay. `message.created` is
-    emitted again so that IM clients upsert it, but with no recipients: runtimes never get it twice.
+    Content, mentions, metadata and the thread it replies to change; id, `created_at` and position stay.
+    `message.created` is emitted again so that IM clients upsert it, but with no recipients: runtimes never
+    get it twice. The room's thread states are rebuilt; a reply is followed by `thread.updated`.
     """
     message.content = rewrite_alias_tags(content)
     message.mentions = _mentions_of(message.content)
     message.metadata = metadata or None
-    message.save(update_fields=["content", "mentions", "metadata"])
+    message.thread_root_id = thread_root.message_id if thread_root else None
+    message.save(update_fields=["content", "mentions", "metadata", "thread_root_id"])
+    threads_rebuild(room_ids=[message.room_id])
+    thread = thread_state_ensure(room=message.room, root=thread_root)[0] if thread_root else None
     events.event_append(
         type=events.MESSAGE_CREATED,
         payload=events.message_created_payload(message, message.sender),
         room_id=message.room_id,
         message_id=message.message_id,
     )
+    if thread is not None:
+        thread_updated_emit(thread)
     return message
 
 

@@ -22,6 +22,7 @@ from im.models import ChatUser, Message, Room, RoomMember, UserRole
 from im.services.common import row_locked
 from im.services.messages import message_store
 from im.services.rooms import members_append
+from im.services.threads import threads_rebuild
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ def user_delete(*, user_id: str) -> None:
         .values_list("pk", flat=True)
     )
     Room.objects.filter(pk__in=doomed).delete()
+    threads_rebuild()
     user.delete()
     events.event_append(type=events.USER_DELETED, payload=last_state)
     for room_id in doomed:
