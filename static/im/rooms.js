@@ -23,7 +23,7 @@ function roomAvatar(room) {
 function preview(room, last) {
   if (!last) return room.subtitle;
   const names = Array.isArray(last.attachments) ? last.attachments.map((attachment) => attachment.name) : [];
-  const text = plainText(last.content) || (names.length ? "📎 " + names.join(", ") : "");
+  const text = plainText(last.content) || (names.length ? "File: " + names.join(", ") : "");
   if (last.kind === "event") return text;
   if (last.sender_id === state.currentUserId) return "You: " + text;
   return room.is_direct ? text : userName(last.sender_id) + ": " + text;
