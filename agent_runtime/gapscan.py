@@ -42,8 +42,29 @@ class GapScanner:
             )
         candidates.sort(key=lambda item: item[0])
         frames = [frame for _, frame in candidates[-MAX_CANDIDATES:]]
+        for frame in frames:
+            if frame.get("thread_root_id"):
+                await self._add_thread_context(frame)
         log.info("gap scan: %s rooms, %s messages owed an answer", len(rooms), len(frames))
         return frames
+
+    async def _add_thread_context(self, frame: dict[str, Any]) -> None:
+        """A stream frame's `thread_context` (participants.md §2.4) from the thread view, when it reads."""
+        room_id, root_id = frame["room_id"], frame["thread_root_id"]
+        try:
+            status, view = await self.rest.request("GET", f"/api/v1/rooms/{room_id}/threads/{root_id}")
+        except httpx.HTTPError as exc:
+            log.warning("gap scan: thread %s not read: %s", root_id, exc)
+            return
+        root = view.get("root") if status == 200 and isinstance(view, dict) else None
+        summary = (root.get("thread") or {}).get("context_summary") if isinstance(root, dict) else None
+        if not isinstance(summary, dict):
+            log.info("gap scan: thread %s has no context (HTTP %s)", root_id, status)
+            return
+        context: dict[str, Any] = {"root_message_id": root_id, "summary": summary}
+        if isinstance(view.get("context"), list) and view["context"]:
+            context["context"] = view["context"]
+        frame["thread_context"] = context
 
     async def _bootstrap_rooms(self) -> list[tuple[str, bool, list[Any]]]:
         try:

@@ -131,12 +131,34 @@ async def test_thread_replies_are_read_and_answered_per_conversation(tmp_path):
         _message("msg-t2", age=100, mentions=["u-dev"], **in_thread),
     ]
     server.always("GET", "/api/v1/messages", lambda request: httpx.Response(200, json=messages))
+    summary = {"root_excerpt": "text of msg-root", "message_count": 1, "before_count": 0, "after_count": 0}
+    view = {"room_id": "room-g", "root": {"id": "msg-root", "thread": {"context_summary": summary}}}
+    view["context"] = [messages[0]]
+    server.always("GET", "/api/v1/rooms/room-g/threads/msg-root", httpx.Response(200, json=view))
     frames = await scanner.scan(first_ever=False, since=NOW - 1000)
     assert [(f["message_id"], f.get("thread_root_id")) for f in frames] == [("msg-t2", "msg-root")]
     assert server.requests[0].url.params["include_thread_replies"] == "true"
+    assert frames[0]["thread_context"] == {
+        "root_message_id": "msg-root",
+        "summary": summary,
+        "context": [messages[0]],
+    }
     messages[4] = _message("msg-other", age=140, mentions=["u-bob"], **in_thread)
     frames = await scanner.scan(first_ever=False, since=NOW - 1000)
     assert [f["message_id"] for f in frames] == ["msg-t1", "msg-t2"]
+
+
+async def test_a_thread_view_that_does_not_read_leaves_the_frame_without_context(tmp_path):
+    server = ScriptedServer()
+    scanner, journal, _ = _scanner(tmp_path, server)
+    journal.recv(message_id="msg-p", room_id="room-d", thread_root_id="", frame={"chat_type": "direct"})
+    reply = _message("msg-t", age=100, relates_to={"rel_type": "m.thread", "event_id": "msg-root"})
+    server.always("GET", "/api/v1/messages", httpx.Response(200, json=[reply]))
+    server.always(
+        "GET", "/api/v1/rooms/room-d/threads/msg-root", httpx.Response(404, text="thread not found\n")
+    )
+    (frame,) = await scanner.scan(first_ever=False, since=NOW - 1000)
+    assert frame["thread_root_id"] == "msg-root" and "thread_context" not in frame
 
 
 async def test_at_most_twenty_newest_oldest_first(tmp_path):
