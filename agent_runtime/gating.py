@@ -58,7 +58,7 @@ def thread_context_text(payload: dict[str, Any], self_ids: frozenset[str]) -> st
     around the root, marked as earlier room context; '' when the frame has no thread context."""
     context = payload.get("thread_context")
     summary = context.get("summary") if isinstance(context, dict) else None
-    if not isinstance(summary, dict):
+    if not isinstance(summary, dict) or not summary:
         return ""
     root, count = summary.get("root_excerpt", ""), summary.get("message_count", 0)
     text = f'[thread context] root: "{root}", {count} messages'

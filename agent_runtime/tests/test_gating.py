@@ -193,6 +193,7 @@ def test_thread_context_text_summary_only():
     payload = {"thread_context": {"summary": {"root_excerpt": "plan", "message_count": 3}}}
     assert thread_context_text(payload, SELF_IDS) == '[thread context] root: "plan", 3 messages'
     assert thread_context_text({}, SELF_IDS) == ""
+    assert thread_context_text({"thread_context": {"root_message_id": "m", "summary": {}}}, SELF_IDS) == ""
 
 
 def test_thread_context_text_lists_the_messages_around_the_root():
