@@ -241,6 +241,15 @@ class AutoSchema(SpectacularAutoSchema):
         """The app that serves the route: im, agents or bots."""
         return [type(self.view).__module__.split(".", 1)[0]]
 
+    def get_operation_id(self) -> str:
+        """`…_list` for a GET that answers a collection wrapped in an object (a page), which drf-spectacular
+        would name `…_retrieve` like the item route below it; such views list the method in
+        `collection_methods`."""
+        operation_id = super().get_operation_id()
+        if self.method.lower() in getattr(self.view, "collection_methods", ()):
+            return operation_id.removesuffix("_retrieve") + "_list"
+        return operation_id
+
     def get_serializer_name(self, serializer: Any, direction: str) -> str:
         *outer, name = type(serializer).__qualname__.split(".")
         if outer:

@@ -116,6 +116,8 @@ def _offset(request, name: str) -> int:
 
 
 class ThreadsView(ApiView):
+    collection_methods = ("get",)
+
     class InputSerializer(ContractSerializer):
         """The body of a thread start (§1.6); `room_id` is ignored, the path wins."""
 

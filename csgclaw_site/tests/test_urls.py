@@ -15,6 +15,7 @@ from core import http
 pytestmark = pytest.mark.timeout(30)
 
 IM = "im.views."
+THREADS = "im.thread_views."
 AGENTS = "agents.views."
 BOTS_REST = "bots.rest.views."
 NOT_FOUND = "core.http.not_found"
@@ -33,6 +34,28 @@ ROUTES = [
     ("/api/v1/rooms/room-1", IM + "RoomDetailView", {"room_id": "room-1"}),
     ("/api/v1/rooms/room-1/members", IM + "RoomMembersView", {"room_id": "room-1"}),
     ("/api/v1/rooms/invite/members", IM + "RoomMembersView", {"room_id": "invite"}),
+    ("/api/v1/rooms/room-1/threads", THREADS + "ThreadsView", {"room_id": "room-1"}),
+    (
+        "/api/v1/rooms/room-1/threads/msg-1",
+        THREADS + "ThreadDetailView",
+        {"room_id": "room-1", "root_message_id": "msg-1"},
+    ),
+    (
+        "/api/v1/rooms/room-1/relations/msg-1/m.thread",
+        THREADS + "ThreadRelationsView",
+        {"room_id": "room-1", "event_id": "msg-1"},
+    ),
+    ("/api/v1/channels/csgclaw/rooms/room-1/threads", THREADS + "ThreadsView", {"room_id": "room-1"}),
+    (
+        "/api/v1/channels/csgclaw/rooms/room-1/threads/msg-1",
+        THREADS + "ThreadDetailView",
+        {"room_id": "room-1", "root_message_id": "msg-1"},
+    ),
+    (
+        "/api/v1/channels/csgclaw/rooms/room-1/relations/msg-1/m.thread",
+        THREADS + "ThreadRelationsView",
+        {"room_id": "room-1", "event_id": "msg-1"},
+    ),
     ("/api/v1/users", IM + "UsersView", {}),
     ("/api/v1/users/u-alice", IM + "UserDetailView", {"user_id": "u-alice"}),
     ("/api/v1/im/messages", IM + "MessageSendView", {}),
@@ -105,6 +128,7 @@ ROUTES = [
     ("/healthz/", NOT_FOUND, {}),
     ("/api/v1/rooms/", NOT_FOUND, {}),
     ("/api/v1/rooms/room-1/members/", NOT_FOUND, {}),
+    ("/api/v1/rooms/room-1/relations/msg-1/m.reference", NOT_FOUND, {}),
     ("/api/v1/agents/u-alice/restart", NOT_FOUND, {}),
     ("/api/v1/channels/feishu/bots/u-alice/messages", NOT_FOUND, {}),
     ("/api/v1/channels/csgclaw/participants/pt-alice/", NOT_FOUND, {}),
