@@ -136,10 +136,6 @@ def message_find_by_client_id(*, sender_id: str, client_msg_id: str) -> Message 
     return Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
 
 
-def message_in_room_exists(*, room: Room, message_id: str) -> bool:
-    return is_lookup_id(message_id) and Message.objects.filter(room=room, message_id=message_id).exists()
-
-
 def message_find_for_update(message_id: str) -> Message | None:
     """The message with this wire id, row-locked for the caller's transaction (a replace must not race)."""
     return Message.objects.select_for_update().filter(message_id=message_id).first()

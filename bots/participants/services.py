@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
 
@@ -10,6 +11,7 @@ from bots.participants.identity import participant_resolve
 from core.errors import Invalid
 from im import selectors as im_selectors
 from im import services as im_services
+from im.attachments.storage import IncomingFile
 from im.models import MAX_ID_LENGTH, ChatUser, Message, Room
 
 # `.`/`..` and separators would make the id unusable in file paths and URLs (workspace copies, routes).
@@ -41,12 +43,15 @@ def participant_message_send(
     thread_root_id: str = "",
     message_id: str = "",
     metadata: dict | None = None,
+    files: Sequence[IncomingFile] = (),
 ) -> Message:
-    """Post `text` into a room as the participant's IM user (checks of §3.4 steps 5–10, in order).
+    """Post `text` into a room as the participant's IM user (checks of §3.4 steps 5–11, in order).
 
-    Threads do not exist in this server yet: a root that is a message of the room is accepted and the
-    message is stored top-level. A `message_id` of the sender's own message in this room replaces it
-    (§3.6); `message.created` is then emitted again without recipients.
+    `files` are its attachments (§3.3), validated last; with at least one the text may be empty.
+
+    A `thread_root_id` makes it a reply in that thread (threads-attachments.md §1.4). A `message_id` of
+    the sender's own message in this room replaces it (§3.6); `message.created` is then emitted again
+    without recipients.
     """
     room_id, text, thread_root_id, message_id = (
         room_id.strip(),
@@ -56,7 +61,7 @@ def participant_message_send(
     )
     if not room_id:
         raise Invalid("room_id is required")
-    if not text:
+    if not text and not files:
         raise Invalid("text is required")
     ref = participant_resolve(participant_id)
     sender = im_selectors.user_find(ref.user_id) if ref.user_id else None
@@ -65,19 +70,29 @@ def participant_message_send(
     room = im_selectors.room_find(room_id)
     if room is None:
         raise Invalid("room not found")
-    if thread_root_id and not im_selectors.message_in_room_exists(room=room, message_id=thread_root_id):
-        raise Invalid("thread root message not found")
+    thread_root = im_services.thread_reply_root(room=room, root_id=thread_root_id) if thread_root_id else None
     if message_id:
         _check_message_id(message_id)
         existing = im_selectors.message_find_for_update(message_id)
         if existing is not None:
             return im_services.message_replace(
-                message=_replaceable(existing, room=room, sender=sender), content=text, metadata=metadata
+                message=_replaceable(existing, room=room, sender=sender),
+                content=text,
+                metadata=metadata,
+                thread_root=thread_root,
+                files=im_services.attachments_validate(list(files)),
             )
+    validated = im_services.attachments_validate(list(files))
     try:
         with transaction.atomic():
             return im_services.message_post(
-                room=room, sender=sender, content=text, message_id=message_id, metadata=metadata
+                room=room,
+                sender=sender,
+                content=text,
+                message_id=message_id,
+                metadata=metadata,
+                thread_root=thread_root,
+                files=validated,
             )
     except IntegrityError:
         # A concurrent send with the same message_id won the insert: this one is its replacement.
@@ -85,5 +100,9 @@ def participant_message_send(
         if not message_id or existing is None:
             raise
         return im_services.message_replace(
-            message=_replaceable(existing, room=room, sender=sender), content=text, metadata=metadata
+            message=_replaceable(existing, room=room, sender=sender),
+            content=text,
+            metadata=metadata,
+            thread_root=thread_root,
+            files=validated,
         )

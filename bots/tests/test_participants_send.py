@@ -8,7 +8,7 @@ from agents.models import Agent
 from core.config import clear_config_cache
 from im.events import MESSAGE_CREATED
 from im.identity import ADMIN_ID
-from im.models import Event, EventRecipient, Message, Room
+from im.models import Event, EventRecipient, Message, Room, Thread
 from im.tests.factories import (
     error_text,
     event_mark,
@@ -177,18 +177,97 @@ def test_a_body_over_one_mib_is_413(client) -> None:
     assert error_text(response) == "request body too large"
 
 
-def test_a_thread_root_of_this_room_is_accepted_and_the_message_stays_top_level(client) -> None:
-    root = make_message(Room.objects.get(pk=GROUP), content="root")
+@pytest.mark.parametrize(
+    "thread_fields",
+    [
+        lambda root: {"thread_root_id": root, "topic_id": "msg-ignored"},
+        lambda root: {"thread_root_id": " ", "topic_id": root},
+        lambda root: {"context": {"topic_id": root}},
+    ],
+)
+def test_a_thread_root_makes_a_reply_with_its_thread_state_and_events(client, thread_fields) -> None:
+    room = Room.objects.get(pk=GROUP)
+    before = make_message(room, content="before")
+    root = make_message(room, content="root")
+    mark = event_mark()
 
-    response = send(client, {"room_id": GROUP, "text": "reply", "topic_id": root.message_id})
+    body = {"room_id": GROUP, "text": '<at user_id="u-bob">bob</at> reply', **thread_fields(root.message_id)}
+    response = send(client, body)
 
-    assert response.status_code == 200
+    assert response.status_code == 200, response.content
     reply = Message.objects.get(message_id=response.json()["message_id"])
-    assert reply.content == "reply"
-    assert Event.objects.get(message_id=reply.message_id).participant_payload["context"]["raw"] == {
-        "room_id": GROUP,
-        "thread_root_id": "",
+    assert reply.thread_root_id == root.message_id
+    thread = Thread.objects.get(room_id=GROUP, root_message_id=root.message_id)
+    assert [message["id"] for message in thread.context] == [before.message_id, root.message_id]
+    created, updated = events_after(mark)
+    assert (created.type, updated.type) == (MESSAGE_CREATED, "thread.updated")
+    assert created.payload["message"]["relates_to"] == {"rel_type": "m.thread", "event_id": root.message_id}
+    assert updated.payload["thread"]["replies"][0]["id"] == reply.message_id
+    frame = created.participant_payload
+    assert list(frame)[-3:] == ["thread_root_id", "thread_context", "context"]
+    assert frame["thread_root_id"] == root.message_id
+    assert frame["thread_context"] == {
+        "root_message_id": root.message_id,
+        "context": thread.context,
+        "summary": thread.summary,
     }
+    assert list(frame["context"]) == [
+        "channel",
+        "chat_id",
+        "chat_type",
+        "topic_id",
+        "sender_id",
+        "message_id",
+        "raw",
+    ]
+    assert frame["context"]["topic_id"] == root.message_id
+    assert frame["context"]["raw"] == {"room_id": GROUP, "thread_root_id": root.message_id}
+    assert "thread" not in (created.bot_payload or {})
+    assert EventRecipient.objects.filter(event=created, recipient_id="u-bob").exists()
+
+
+def test_a_top_level_send_has_no_thread_keys(client) -> None:
+    response = send(client, {"room_id": GROUP, "text": "top"})
+    frame = Event.objects.get(message_id=response.json()["message_id"]).participant_payload
+    assert "thread_root_id" not in frame
+    assert "thread_context" not in frame
+    assert "topic_id" not in frame["context"]
+    assert frame["context"]["raw"] == {"room_id": GROUP, "thread_root_id": ""}
+    assert Message.objects.get(message_id=response.json()["message_id"]).thread_root_id is None
+
+
+def test_a_reply_to_a_reply_is_refused(client) -> None:
+    root = make_message(Room.objects.get(pk=GROUP), content="root")
+    reply = send(client, {"room_id": GROUP, "text": "r", "thread_root_id": root.message_id}).json()
+    mark = event_mark()
+    response = send(client, {"room_id": GROUP, "text": "r2", "thread_root_id": reply["message_id"]})
+    assert (response.status_code, error_text(response)) == (400, "cannot reply to a thread reply")
+    assert events_after(mark) == []
+
+
+def test_replacing_a_reply_emits_thread_updated_and_rebuilds_the_rooms_threads(client) -> None:
+    room = Room.objects.get(pk=GROUP)
+    root = make_message(room, content="root")
+    body = {"room_id": GROUP, "text": "first", "thread_root_id": root.message_id, "message_id": "pico-r"}
+    send(client, body)
+    thread = Thread.objects.get(root_message_id=root.message_id)
+    Thread.objects.filter(pk=thread.pk).update(summary={"stale": True})
+    mark = event_mark()
+
+    assert send(client, {**body, "text": "second"}).status_code == 200
+
+    created, updated = events_after(mark)
+    assert (created.type, updated.type) == (MESSAGE_CREATED, "thread.updated")
+    assert EventRecipient.objects.filter(event=created).count() == 0
+    assert updated.payload["thread"]["replies"][0]["content"] == "second"
+    rebuilt = Thread.objects.get(pk=thread.pk)
+    assert rebuilt.summary["root_excerpt"] == "root"
+    assert rebuilt.created_at == thread.created_at
+
+    mark = event_mark()
+    assert send(client, {"room_id": GROUP, "text": "now top", "message_id": "pico-r"}).status_code == 200
+    assert [event.type for event in events_after(mark)] == [MESSAGE_CREATED]
+    assert Message.objects.get(message_id="pico-r").thread_root_id is None
 
 
 # --- path, method, auth (§3.4 checks 1–3) -----------------------------------------------------------

@@ -123,7 +123,7 @@ def thread_state_ensure(*, room: Room, root: Message) -> tuple[Thread, bool]:
     return thread, True
 
 
-def reply_root(*, room: Room, root_id: str) -> Message:
+def thread_reply_root(*, room: Room, root_id: str) -> Message:
     """The root a reply in `room` may name (§1.4): a message of this room that is not a reply itself."""
     root = (
         Message.objects.filter(room=room, message_id=root_id).first()
@@ -148,7 +148,7 @@ def relation_root(*, room: Room, relates_to: dict[str, str] | None) -> Message |
         raise Invalid("unsupported relation type")
     if not event_id:
         raise Invalid("relation event_id is required")
-    return reply_root(room=room, root_id=event_id)
+    return thread_reply_root(room=room, root_id=event_id)
 
 
 def thread_updated_emit(thread: Thread) -> None:
