@@ -20,6 +20,7 @@ from core.config import clear_config_cache
 from im.identity import ADMIN_ID
 from im.models import Event, Message, StreamCursor
 from im.realtime.eventlog import event_newest_seq
+from im.services import message_send
 from im.tests.factories import make_agent, make_room, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
@@ -374,3 +375,58 @@ async def test_a_cursor_above_the_newest_seq_counts_as_zero(asgi_stream) -> None
     stream = await open_stream(asgi_stream, headers={"Last-Event-ID": "999999999"})
 
     assert (await next_frame(stream)).id == first.message_id
+
+
+# --- thread replies (§2.4) ------------------------------------------------------------------------------
+
+
+def reply_in_group(text: str) -> tuple[Message, Message]:
+    """A root in the group room and the admin's REST reply to it."""
+    root = send(GROUP, "plan the release")
+    reply = message_send(
+        room_id=GROUP,
+        sender_id=ADMIN_ID,
+        content=text,
+        relates_to={"rel_type": "m.thread", "event_id": root.message_id},
+    ).message
+    return root, reply
+
+
+async def test_a_thread_reply_carries_its_root_and_context(asgi_stream) -> None:
+    stream = await open_from_now(asgi_stream)
+    root, reply = await sync_to_async(reply_in_group)("@dev on it")
+
+    frame = await next_frame(stream)
+
+    assert frame.id == reply.message_id
+    data = frame.data
+    assert list(data) == [
+        *FRAME_KEYS[:-1],
+        "mentions",
+        "mentioned",
+        "thread_root_id",
+        "thread_context",
+        "context",
+    ]
+    assert data["text"] == '<at user_id="pt-dev">dev</at> on it'
+    assert data["thread_root_id"] == root.message_id
+    context = data["thread_context"]
+    assert list(context) == ["root_message_id", "context", "summary"]
+    assert context["root_message_id"] == root.message_id
+    assert [message["id"] for message in context["context"]][-1] == root.message_id
+    assert context["summary"]["root_excerpt"] == "plan the release"
+    assert list(data["context"]) == [
+        "channel",
+        "account",
+        "chat_id",
+        "chat_type",
+        "topic_id",
+        "sender_id",
+        "message_id",
+        "mentioned",
+        "raw",
+    ]
+    assert data["context"]["topic_id"] == root.message_id
+    assert data["context"]["raw"] == {"room_id": GROUP, "thread_root_id": root.message_id}
+    bot_frame = await sync_to_async(lambda: Event.objects.get(message_id=reply.message_id).bot_payload)()
+    assert list(bot_frame) == ["message_id", "room_id", "chat_id", "chat_type", "sender", "text", "timestamp"]
