@@ -1,8 +1,11 @@
 """Django admin for the IM: plain ORM edits for operators; they emit no events (http-api.md §10.2)."""
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
-from im.models import Attachment, ChatUser, Event, EventRecipient, Message, Room, RoomMember
+from im.models import Attachment, ChatUser, Event, EventRecipient, Message, Room, RoomMember, Thread
 
 # Characters of a message shown in the admin's message list; the change page shows all of it.
 CONTENT_PREVIEW = 120
@@ -91,20 +94,80 @@ class AttachmentAdmin(admin.ModelAdmin):
         return False
 
 
+class ThreadPlaceFilter(admin.SimpleListFilter):
+    """Top-level messages or thread replies (threads-attachments.md §1.3)."""
+
+    title = "thread"
+    parameter_name = "thread"
+
+    def lookups(self, request, model_admin):
+        return (("top", "top-level"), ("reply", "thread replies"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "top":
+            return queryset.filter(thread_root_id__isnull=True)
+        if self.value() == "reply":
+            return queryset.filter(thread_root_id__isnull=False)
+        return queryset
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("message_id", "room", "sender", "kind", "short_content", "created_at")
-    list_filter = ("kind", "created_at")
-    search_fields = ("message_id", "content", "sender__id", "room__id", "client_msg_id")
+    """Searching a root's id lists it with its replies; a root's page links each reply."""
+
+    list_display = ("message_id", "room", "sender", "kind", "short_content", "thread_root_id", "created_at")
+    list_filter = ("kind", ThreadPlaceFilter, "created_at")
+    search_fields = ("message_id", "content", "sender__id", "room__id", "client_msg_id", "thread_root_id")
     list_select_related = ("room", "sender")
     raw_id_fields = ("room", "sender")
+    readonly_fields = ("thread_replies",)
     inlines = (AttachmentInline,)
+
+    @admin.display(description="thread replies")
+    def thread_replies(self, message: Message) -> str:
+        replies = Message.objects.filter(room_id=message.room_id, thread_root_id=message.message_id)
+        return (
+            format_html_join(
+                mark_safe("<br>"),
+                '<a href="{}">{}</a> {}: {}',
+                (
+                    (
+                        reverse("admin:im_message_change", args=[reply.pk]),
+                        reply.message_id,
+                        reply.sender_id,
+                        self.short_content(reply),
+                    )
+                    for reply in replies.order_by("created_at", "seq")
+                ),
+            )
+            or "—"
+        )
 
     @admin.display(description="text")
     def short_content(self, message: Message) -> str:
         """The text on one line: agents answer in multi-line markdown, which a list cell would cut short."""
         text = " ".join(message.content.split())
         return text if len(text) <= CONTENT_PREVIEW else text[: CONTENT_PREVIEW - 1] + "…"
+
+
+@admin.register(Thread)
+class ThreadAdmin(admin.ModelAdmin):
+    """Thread states and their hidden context snapshot; services keep them, so they are read-only here."""
+
+    list_display = ("root_message_id", "room", "root_excerpt", "created_at")
+    search_fields = ("root_message_id", "room__id")
+    list_select_related = ("room",)
+    readonly_fields = ("room", "root_message_id", "created_at", "summary", "context")
+
+    @admin.display(description="root")
+    def root_excerpt(self, thread: Thread) -> str:
+        return thread.summary.get("root_excerpt", "")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class EventRecipientInline(admin.TabularInline):
