@@ -43,7 +43,8 @@ def _summaries(threads: Iterable[Thread], roots: dict[str, Message]) -> dict[str
     for room_id, root_id, seq, sender_id in replies:
         reply_senders.setdefault((room_id, root_id), []).append(sender_id)
         latest_seq[(room_id, root_id)] = seq
-    latest = {message.seq: message for message in Message.objects.filter(seq__in=latest_seq.values())}
+    latest_replies = Message.objects.filter(seq__in=latest_seq.values()).prefetch_related("attachments")
+    latest = {message.seq: message for message in latest_replies}
     sender_ids = {roots[root_id].sender_id for root_id in root_ids}
     sender_ids.update(sender_id for senders in reply_senders.values() for sender_id in senders)
     names = dict(ChatUser.objects.filter(pk__in=sender_ids).values_list("pk", "name"))
@@ -87,10 +88,14 @@ def rooms_thread_summaries_attach(rooms: Iterable[Room]) -> None:
 def _views(room: Room, threads: list[Thread], *, with_context: bool) -> list[tuple[dict[str, Any], datetime]]:
     """ThreadViews of `threads` whose root still exists, in the order given, with their last activity."""
     root_ids = [thread.root_message_id for thread in threads]
-    roots = {message.message_id: message for message in room.messages.filter(message_id__in=root_ids)}
+    roots = {
+        message.message_id: message
+        for message in room.messages.filter(message_id__in=root_ids).prefetch_related("attachments")
+    }
     summaries = _summaries(threads, roots)
     replies: dict[str, list[Message]] = {}
-    for reply in room.messages.filter(thread_root_id__in=list(summaries)).order_by("created_at", "seq"):
+    thread_replies = room.messages.filter(thread_root_id__in=list(summaries)).prefetch_related("attachments")
+    for reply in thread_replies.order_by("created_at", "seq"):
         replies.setdefault(reply.thread_root_id, []).append(reply)
     views = []
     for thread in threads:

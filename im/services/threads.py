@@ -83,7 +83,9 @@ def _compact_size(messages: list[dict[str, Any]]) -> int:
 
 def context_snapshot(root: Message) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The hidden context of §1.5 around `root` and its ThreadContextSummary."""
-    top_level = Message.objects.filter(room_id=root.room_id, thread_root_id__isnull=True)
+    top_level = Message.objects.filter(room_id=root.room_id, thread_root_id__isnull=True).prefetch_related(
+        "attachments"
+    )
     before = list(top_level.filter(seq__lt=root.seq).order_by("-seq")[:SNAPSHOT_BEFORE])[::-1]
     after = list(top_level.filter(seq__gt=root.seq).order_by("seq")[:SNAPSHOT_AFTER])
     window = MessageSerializer([*before, root, *after], many=True).data
