@@ -40,6 +40,7 @@ _COPIED_FIELDS = (
     "user",
 )
 _TOOL_CALL_KEYS = ("tool_calls", "function_call", "tool_call_id")
+_USAGE_NAMES = (("prompt_tokens", "input_tokens"), ("completion_tokens", "output_tokens"))
 
 ProviderKey = tuple[str, str, str]
 
@@ -196,8 +197,22 @@ def response_from_chat(answer: Any, *, model_id: str) -> dict[str, Any]:
     )
     response["output_text"] = text
     if isinstance(answer.get("usage"), dict):
-        response["usage"] = answer["usage"]
+        response["usage"] = _responses_usage(answer["usage"])
     return response
+
+
+def _responses_usage(chat_usage: dict[str, Any]) -> dict[str, Any]:
+    """The chat usage (§5.6 item 5) plus its counts under the Responses names.
+
+    An extension: Responses clients (the openai SDK's `ResponseUsage`, Codex) read `input_tokens` and
+    `output_tokens` and would find no usage in the chat names alone; the chat keys stay for any client
+    that reads those.
+    """
+    usage = dict(chat_usage)
+    for chat_name, responses_name in _USAGE_NAMES:
+        if chat_name in chat_usage and responses_name not in chat_usage:
+            usage[responses_name] = chat_usage[chat_name]
+    return usage
 
 
 def _choice_text(choices: Any) -> str:

@@ -275,7 +275,7 @@ def test_a_chat_answer_becomes_a_response_object():
             }
         ],
         "output_text": "hello",
-        "usage": CHAT_USAGE,
+        "usage": {**CHAT_USAGE, "input_tokens": 3, "output_tokens": 5},
     }
 
 
