@@ -2,6 +2,7 @@
 
 from django.urls import path, re_path
 
+from bots.attachments import views as attachments
 from bots.bridge import dispatch, streams
 from bots.feishu import views as feishu
 from bots.participants import directory as participant_directory
@@ -10,6 +11,12 @@ from bots.participants import views as participants
 from bots.rest import views as rest
 
 urlpatterns = [
+    path("api/v1/attachments/<str:attachment_id>", attachments.AttachmentDownloadView.as_view()),
+    path("api/v1/rooms/<str:room_id>/attachments", attachments.RoomAttachmentsView.as_view()),
+    path(
+        "api/v1/rooms/<str:room_id>/attachments/<str:attachment_id>",
+        attachments.RoomAttachmentDetailView.as_view(),
+    ),
     re_path(r"^api/v1/agents/(?P<agent_id>[^/]*)/llm(?P<rest>/.*)?$", participant_llm.agent_llm),
     path("api/v1/bots", rest.BotsView.as_view()),
     path("api/v1/bots/<str:bot_id>", rest.BotDetailView.as_view()),

@@ -188,7 +188,12 @@ class ErrorBodySerializer(serializers.Serializer):
 
 
 # What each documented error status means; the statuses of domain errors name their stable code.
-_HTTP_ERROR_TEXTS = {401: "unauthorized", 413: BODY_TOO_LARGE_TEXT}
+_HTTP_ERROR_TEXTS = {
+    401: "unauthorized",
+    403: "forbidden",
+    413: BODY_TOO_LARGE_TEXT,
+    416: "requested range not satisfiable",
+}
 
 
 def _error_description(status: int) -> str:

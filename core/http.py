@@ -27,6 +27,9 @@ ONE_MIB = 1024 * 1024
 # Body limits (security.md S6): the LLM routes carry whole conversations (llm-bridge.md §2), the rest JSON.
 LLM_BODY_LIMIT = 10 * ONE_MIB
 DEFAULT_BODY_LIMIT = ONE_MIB
+# Message sends may be multipart with attachments: 64 MiB of files plus 1 MiB (threads-attachments.md
+# §2.1). Their JSON bodies keep the 1 MiB limit, checked when they are decoded.
+MULTIPART_MESSAGE_BODY_LIMIT = 64 * ONE_MIB + ONE_MIB
 BODY_TOO_LARGE_TEXT = "request body too large"
 # Deeper bodies are rejected before parsing: the C parser (and json.dumps when the LLM proxy re-encodes a
 # body) recurse per level and must stay well below Python's recursion limit wherever the request is
@@ -85,8 +88,14 @@ def error_response(request: HttpRequest, status: int, message: str) -> HttpRespo
 
 
 def body_limit(path: str) -> int:
-    """The largest request body a decoded URL path accepts (security.md S6): 10 MiB on LLM routes."""
+    """The largest request body a decoded URL path accepts (security.md S6): 10 MiB on LLM routes, 65 MiB
+    on the message sends that take attachments."""
     segments = path.split("/")
+    if path in ("/api/v1/messages", "/api/v1/im/messages"):
+        return MULTIPART_MESSAGE_BODY_LIMIT
+    # /api/v1/channels/csgclaw/participants/{id}/messages
+    if segments[1:6] == ["api", "v1", "channels", "csgclaw", "participants"] and segments[7:] == ["messages"]:
+        return MULTIPART_MESSAGE_BODY_LIMIT
     # /api/bots/{bot_id}/llm/… and /api/v1/agents/{id}/llm[/…]
     if segments[1:3] == ["api", "bots"] and segments[4:5] == ["llm"]:
         return LLM_BODY_LIMIT
@@ -294,7 +303,15 @@ def parse_json_body(
     For plain Django views; DRF routes get the same from core.api's parser and fields. JSON null means
     "absent" (the key is dropped) and a null element of a string array counts as "".
     """
-    body = decode_json_object(read_body(request, limit))
+    return checked_field_types(
+        decode_json_object(read_body(request, limit)), strings=strings, string_lists=string_lists
+    )
+
+
+def checked_field_types(
+    body: dict[str, Any], *, strings: Iterable[str] = (), string_lists: Iterable[str] = ()
+) -> dict[str, Any]:
+    """`parse_json_body`'s field checks on an already decoded object (a multipart message's payload)."""
     for name in strings:
         value = body.get(name)
         if value is None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from im.attachments.wire import AttachmentSerializer
 from im.models import ChatUser, Event, EventRecipient, EventStream, Message, Room, Thread
 from im.realtime.broker import broker
 from im.serializers import MessageSerializer, RoomSerializer, UserSerializer
@@ -26,6 +27,7 @@ USER_DELETED = "user.deleted"
 AGENT_UPDATED = "agent.updated"
 THREAD_CREATED = "thread.created"
 THREAD_UPDATED = "thread.updated"
+ROOM_ATTACHMENT_DELETED = "room.attachment_deleted"
 
 PARTICIPANT_CHANNEL = "csgclaw"
 
@@ -129,8 +131,12 @@ def participant_message_payload(
         "sender": _sender_brief(sender),
         "sender_id": sender.id,
         "text": message.content,
-        "timestamp": str(unix_millis(message.created_at)),
     }
+    # With download URLs; each recipient's stream adds its workspace copies (participants.md §2.5).
+    attachments = AttachmentSerializer(message.attachments.all(), many=True).data
+    if attachments:
+        frame["attachments"] = attachments
+    frame["timestamp"] = str(unix_millis(message.created_at))
     context = {"channel": PARTICIPANT_CHANNEL, "chat_id": message.room_id, "chat_type": chat_type}
     if root_id:
         frame["thread_root_id"] = root_id

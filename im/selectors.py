@@ -65,7 +65,12 @@ def _presentable(rooms: QuerySet[Room]) -> QuerySet[Room]:
     """
     return rooms.prefetch_related(
         Prefetch("memberships", queryset=RoomMember.objects.select_related("user").order_by("position")),
-        Prefetch("messages", queryset=Message.objects.filter(thread_root_id__isnull=True).order_by("seq")),
+        Prefetch(
+            "messages",
+            queryset=Message.objects.filter(thread_root_id__isnull=True)
+            .order_by("seq")
+            .prefetch_related("attachments"),
+        ),
     )
 
 
@@ -124,7 +129,7 @@ def message_list(room_id: str, *, include_thread_replies: bool = False) -> list[
     if not room_id:
         raise Invalid("room_id is required")
     room = room_get(room_id)
-    messages = room.messages.order_by("seq")
+    messages = room.messages.order_by("seq").prefetch_related("attachments")
     if not include_thread_replies:
         messages = messages.filter(thread_root_id__isnull=True)
     listed = list(messages)

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from core.api import WireSerializer
 from core.times import format_time
+from im.attachments.wire import AttachmentSerializer
 from im.identity import ADMIN_ID
 from im.models import ChatUser, Message, MessageKind, Room
 
@@ -75,6 +76,8 @@ class MessageSerializer(WireSerializer):
     mentions = serializers.ListField(child=serializers.CharField())
     relates_to = RelatesToField(source="thread_root_id", required=False)
     thread = ThreadSummaryField(required=False)
+    # In upload order, omitted when none (threads-attachments.md §2.3); lists prefetch them.
+    attachments = AttachmentSerializer(many=True, required=False)
     client_msg_id = serializers.CharField(required=False)
     metadata = serializers.JSONField(required=False)
 

@@ -10,6 +10,14 @@ from rest_framework.response import Response
 from core.api import ApiView, ContractCharField, ContractSerializer, ContractStringListField, error_responses
 from core.http import query_value, request_locale
 from im import selectors, services
+from im.attachments.multipart import (
+    MULTIPART_SCHEMA,
+    MessageBodyParser,
+    check_attachment_limits,
+    discard_uploads,
+    message_upload,
+    payload_errors,
+)
 from im.realtime import eventlog
 from im.serializers import (
     CURRENT_USER_ID,
@@ -156,6 +164,8 @@ class UserDetailView(ApiView):
 
 
 class MessageSendView(ApiView):
+    parser_classes = [MessageBodyParser]
+
     class InputSerializer(ContractSerializer):
         """The body of a message send (http-api.md §6.10)."""
 
@@ -168,7 +178,9 @@ class MessageSendView(ApiView):
         metadata = ContractObjectField()
 
     @extend_schema(
-        request=InputSerializer,
+        # Multipart: `payload` holds this JSON object, `files` parts the attachments
+        # (threads-attachments.md §2.4).
+        request={"application/json": InputSerializer, "multipart/form-data": MULTIPART_SCHEMA},
         responses={
             201: MessageSerializer,
             200: MessageSerializer,  # a client_msg_id already sent: the stored message again
@@ -177,9 +189,18 @@ class MessageSendView(ApiView):
         summary="Send a message",
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        sent = services.message_send(**serializer.validated_data)
+        upload = message_upload(request)
+        files = upload.files if upload else []
+        try:
+            serializer = self.InputSerializer(data=request.data)
+            with payload_errors(multipart=upload is not None):
+                serializer.is_valid(raise_exception=True)
+            if upload:
+                check_attachment_limits(upload)
+            sent = services.message_send(**serializer.validated_data, files=files)
+        finally:
+            # Stored files were moved to their blobs; whatever is left was refused.
+            discard_uploads(files)
         return Response(MessageSerializer(sent.message).data, status=201 if sent.created else 200)
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from agents.models import Agent
 from bots.bridge.cursors import StoredCursorMemory, StreamCursorKind
 from bots.participants.identity import ParticipantRef, strip_participant_id
 from im.aliases import MANAGER_ALIASES
+from im.attachments.workspace import with_workspace_paths
 from im.events import MESSAGE_CREATED
 from im.identity import MANAGER_ID
 from im.mentions import HANDLE_TOKEN, at_tag
@@ -47,6 +49,9 @@ class Recipient:
     name: str
     stripped: str
     aliases: frozenset[str]
+    # The agent's workspace on the host, where attachments are copied (threads-attachments.md §2.6);
+    # None for the admin and unresolved participants.
+    workspace: Path | None = None
 
 
 def recipient_load(ref: ParticipantRef) -> Recipient:
@@ -61,7 +66,11 @@ def recipient_load(ref: ParticipantRef) -> Recipient:
         if ref.agent_id == MANAGER_ID:
             aliases |= MANAGER_ALIASES
     aliases.discard(ref.participant_id)
+    slug = (
+        Agent.objects.filter(pk=ref.agent_id).values_list("slug", flat=True).first() if ref.agent_id else None
+    )
     return Recipient(
+        workspace=_agent_workspace(slug) if slug else None,
         participant_id=ref.participant_id,
         user_id=ref.user_id,
         handle=user.handle if user else "",
@@ -90,8 +99,37 @@ def render_text(text: str, recipient: Recipient, *, mentioned: bool) -> str:
     )
 
 
+def _agent_workspace(slug: str) -> Path:
+    """`<home>/agents/<slug>/workspace` (sandbox.md §5), which provisioning creates."""
+    return Path(settings.CSGCLAW_HOME) / "agents" / slug / "workspace"
+
+
+def _thread_context(stored: dict[str, Any], recipient: Recipient, *, room_id: str) -> dict[str, Any]:
+    """The snapshot with its messages' attachments copied too, under each message's own id."""
+    messages = stored.get("context")
+    if not messages:
+        return stored
+    delivered = []
+    for message in messages:
+        if isinstance(message, dict) and message.get("attachments"):
+            files = with_workspace_paths(
+                message["attachments"],
+                workspace=recipient.workspace,
+                room_id=room_id,
+                message_id=message["id"],
+            )
+            message = {**message, "attachments": files}
+        delivered.append(message)
+    return {**stored, "context": delivered}
+
+
 def participant_event_data(event: LoggedEvent, *, recipient: Recipient) -> dict[str, Any]:
-    """The stored frame with this recipient's text, `mentions`/`mentioned` and context keys (§2.4)."""
+    """The stored frame with this recipient's text, `mentions`/`mentioned` and context keys (§2.4), and
+    its attachments copied into the recipient's workspace (§2.5 step 4).
+
+    The copies run here, on the stream's event loop: the kernel moves the bytes (sendfile), so a
+    delivery blocks the loop only for file system calls.
+    """
     stored = event.participant_payload or {}
     mentioned = event.mentioned
     data: dict[str, Any] = {}
@@ -100,6 +138,15 @@ def participant_event_data(event: LoggedEvent, *, recipient: Recipient) -> dict[
             data[key] = render_text(value, recipient, mentioned=mentioned)
         elif key == "context":
             data[key] = _context(value, recipient, mentioned=mentioned)
+        elif key == "attachments":
+            data[key] = with_workspace_paths(
+                value,
+                workspace=recipient.workspace,
+                room_id=stored["room_id"],
+                message_id=stored["message_id"],
+            )
+        elif key == "thread_context":
+            data[key] = _thread_context(value, recipient, room_id=stored["room_id"])
         else:
             data[key] = value
         if key == "timestamp" and mentioned:

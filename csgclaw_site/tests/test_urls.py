@@ -18,6 +18,7 @@ IM = "im.views."
 THREADS = "im.thread_views."
 AGENTS = "agents.views."
 BOTS_REST = "bots.rest.views."
+ATTACHMENTS = "bots.attachments.views."
 NOT_FOUND = "core.http.not_found"
 
 # (request path, dotted name of the view, the arguments the view receives)
@@ -60,6 +61,13 @@ ROUTES = [
     ("/api/v1/users/u-alice", IM + "UserDetailView", {"user_id": "u-alice"}),
     ("/api/v1/im/messages", IM + "MessageSendView", {}),
     ("/api/v1/messages", IM + "MessagesView", {}),
+    ("/api/v1/attachments/att-1", ATTACHMENTS + "AttachmentDownloadView", {"attachment_id": "att-1"}),
+    ("/api/v1/rooms/room-1/attachments", ATTACHMENTS + "RoomAttachmentsView", {"room_id": "room-1"}),
+    (
+        "/api/v1/rooms/room-1/attachments/att-1",
+        ATTACHMENTS + "RoomAttachmentDetailView",
+        {"room_id": "room-1", "attachment_id": "att-1"},
+    ),
     ("/api/v1/agents", AGENTS + "AgentsView", {}),
     ("/api/v1/agents/u-alice", AGENTS + "AgentDetailView", {"agent_id": "u-alice"}),
     ("/api/v1/agents/join", AGENTS + "AgentDetailView", {"agent_id": "join"}),

@@ -69,12 +69,11 @@ def requested_range(header: str, size: int) -> tuple[int, int] | bool | None:
             return False
         return max(0, size - suffix), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None
     if start >= size:
         return False
-    return start, min(end, size - 1)
+    return start, min(int(last) if last else size - 1, size - 1)
 
 
 async def blob_chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:

@@ -17,8 +17,12 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooMa
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.utils.datastructures import MultiValueDict
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.parsers import DataAndFiles
+from rest_framework.request import Request
 
+from core.api import ContractJSONParser
 from core.http import BODY_TOO_LARGE_TEXT, MULTIPART_MESSAGE_BODY_LIMIT, ApiError, decode_json_object
 from im.attachments.media import quoted
 from im.attachments.storage import IncomingFile
@@ -195,6 +199,37 @@ def check_attachment_limits(upload: MessageUpload) -> None:
                 413,
                 f"attachment payload is too large: attachments exceed {MAX_MESSAGE_BYTES} bytes per message",
             )
+
+
+# Where MessageBodyParser leaves a multipart body's upload among the DRF request's files.
+UPLOAD_KEY = "message_upload"
+
+# The OpenAPI description of a multipart message body.
+MULTIPART_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "payload": {"type": "string", "description": "the JSON object the route takes as a JSON body"},
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": MAX_FILES},
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+    },
+    "required": ["payload"],
+}
+
+
+class MessageBodyParser(ContractJSONParser):
+    """A message send's body: JSON as every route (1 MiB), or multipart with attachments (§2.4)."""
+
+    def parse(self, stream, media_type=None, parser_context=None) -> dict[str, Any] | DataAndFiles:
+        request = parser_context["request"]
+        if not is_multipart(request.META.get("CONTENT_TYPE", "")):
+            return super().parse(stream, media_type, parser_context)
+        upload = parse_message_multipart(request, stream)
+        return DataAndFiles(upload.payload, MultiValueDict({UPLOAD_KEY: [upload]}))
+
+
+def message_upload(request: Request) -> MessageUpload | None:
+    """The multipart upload of a request parsed by MessageBodyParser; None for a JSON body."""
+    return request.FILES.get(UPLOAD_KEY)
 
 
 def discard_uploads(files: Iterable[IncomingFile]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +11,16 @@ from django.db import IntegrityError, transaction
 from core.errors import Invalid
 from im import events, selectors
 from im.aliases import rewrite_alias_tags
+from im.attachments.storage import IncomingFile
 from im.identity import new_message_id
 from im.mentions import at_tag, resolve_mentions
 from im.models import ChatUser, Event, Message, MessageKind, Room
+from im.services.attachments import (
+    ValidatedFile,
+    attachments_store,
+    attachments_validate,
+    message_attachments_clear,
+)
 from im.services.common import check_length
 from im.services.threads import relation_root, thread_state_ensure, thread_updated_emit, threads_rebuild
 
@@ -69,10 +77,12 @@ def message_send(
     client_msg_id: str = "",
     relates_to: dict[str, str] | None = None,
     metadata: dict | None = None,
+    files: Sequence[IncomingFile] = (),
 ) -> SentMessage:
     """Post a message (http-api.md §6.10); a repeated `client_msg_id` returns the stored message.
 
-    `relates_to` makes it a thread reply (threads-attachments.md §1.4).
+    `relates_to` makes it a thread reply (threads-attachments.md §1.4). `files` are its attachments
+    (§2.5), validated after every other check; with at least one file the content may be empty.
     """
     room_id = room_id.strip()
     content = content.strip()
@@ -82,7 +92,7 @@ def message_send(
         raise Invalid("room_id is required")
     if sender_id == "":
         raise Invalid("sender_id is required")
-    if not content:
+    if not content and not files:
         raise Invalid("content is required")
     sender = selectors.user_find(sender_id)
     if sender is None:
@@ -95,6 +105,7 @@ def message_send(
         raise Invalid("room not found")
     thread_root = relation_root(room=room, relates_to=relates_to)
     check_length("client_msg_id", client_msg_id, CLIENT_MSG_ID_MAX)
+    validated = attachments_validate(list(files))
     if client_msg_id:
         existing = selectors.message_find_by_client_id(sender_id=sender.id, client_msg_id=client_msg_id)
         if existing is not None:
@@ -111,6 +122,7 @@ def message_send(
                 client_msg_id=client_msg_id,
                 metadata=metadata,
                 thread_root=thread_root,
+                files=validated,
             )
     except IntegrityError:
         # A concurrent retry with the same client_msg_id won the insert.
@@ -130,8 +142,10 @@ def message_post(
     message_id: str = "",
     metadata: dict | None = None,
     thread_root: Message | None = None,
+    files: Sequence[ValidatedFile] = (),
 ) -> Message:
-    """Store a text message and emit `message.created` with its bot recipients (caller's transaction).
+    """Store a message (and its validated `files`) and emit `message.created` with its bot recipients
+    (caller's transaction).
 
     Alias mention tags are rewritten to user ids first (participants.md §1.4), so every create path
     stores and streams `u-…` ids. A reply to `thread_root` creates the thread state if missing and is
@@ -149,6 +163,8 @@ def message_post(
         metadata=metadata,
         thread_root_id=thread_root.message_id if thread_root else None,
     )
+    if files:
+        attachments_store(message=message, files=list(files))
     thread = thread_state_ensure(room=room, root=thread_root)[0] if thread_root else None
     recipients = events.message_recipients(
         member_ids=selectors.room_member_ids(room),
@@ -173,7 +189,12 @@ def message_post(
 
 
 def message_replace(
-    *, message: Message, content: str, metadata: dict | None = None, thread_root: Message | None = None
+    *,
+    message: Message,
+    content: str,
+    metadata: dict | None = None,
+    thread_root: Message | None = None,
+    files: Sequence[ValidatedFile] = (),
 ) -> Message:
     """Edit a message in place (participants.md §3.6) in the caller's transaction.
 
@@ -186,6 +207,10 @@ def message_replace(
     message.metadata = metadata or None
     message.thread_root_id = thread_root.message_id if thread_root else None
     message.save(update_fields=["content", "mentions", "metadata", "thread_root_id"])
+    # The request's files replace the old ones; an edit without files drops them (participants.md §3.6).
+    message_attachments_clear(message)
+    if files:
+        attachments_store(message=message, files=list(files))
     threads_rebuild(room_ids=[message.room_id])
     thread = thread_state_ensure(room=message.room, root=thread_root)[0] if thread_root else None
     events.event_append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from channels.testing import ApplicationCommunicator
 
-from core.http import DEFAULT_BODY_LIMIT, LLM_BODY_LIMIT, body_limit
+from core.http import DEFAULT_BODY_LIMIT, LLM_BODY_LIMIT, MULTIPART_MESSAGE_BODY_LIMIT, body_limit
 from csgclaw_site.tests.asgi_scope import http_scope
 from server.asgi_guards import BodyLimitMiddleware
 from server.daphne_guards import request_target_path
@@ -43,7 +43,7 @@ async def answer(communicator: ApplicationCommunicator) -> tuple[int, bytes]:
 
 async def test_an_announced_length_over_the_limit_is_answered_without_reading() -> None:
     app = ReadingApp()
-    scope = http_scope("POST", "/api/v1/messages", headers={"Content-Length": str(DEFAULT_BODY_LIMIT + 1)})
+    scope = http_scope("POST", "/api/v1/rooms", headers={"Content-Length": str(DEFAULT_BODY_LIMIT + 1)})
     communicator = ApplicationCommunicator(BodyLimitMiddleware(app), scope)
 
     # No body is sent at all: a server that streams would never have to read it.
@@ -94,7 +94,12 @@ async def test_a_body_at_the_limit_reaches_the_application() -> None:
         ("/api/bots/u-dev/messages/send", DEFAULT_BODY_LIMIT),
         ("/api/v1/agents", DEFAULT_BODY_LIMIT),
         ("/api/v1/agents/llm", DEFAULT_BODY_LIMIT),
-        ("/api/v1/messages", DEFAULT_BODY_LIMIT),
+        ("/api/v1/messages", MULTIPART_MESSAGE_BODY_LIMIT),
+        ("/api/v1/im/messages", MULTIPART_MESSAGE_BODY_LIMIT),
+        ("/api/v1/channels/csgclaw/participants/pt-dev/messages", MULTIPART_MESSAGE_BODY_LIMIT),
+        ("/api/v1/channels/feishu/participants/pt-dev/messages", DEFAULT_BODY_LIMIT),
+        ("/api/v1/channels/csgclaw/participants/pt-dev/events", DEFAULT_BODY_LIMIT),
+        ("/api/v1/rooms/room-1/messages", DEFAULT_BODY_LIMIT),
         ("/admin/login/", DEFAULT_BODY_LIMIT),
     ],
 )
