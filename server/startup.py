@@ -142,6 +142,8 @@ def bootstrap_run() -> None:
         config = _step("load config", get_config)
         _step("ensure IM seed", im_services.seed_ensure)
         _step("prune events", bootstrap_prune_events)
+        # Blobs of attachments whose rows are gone (or never committed) while the server was down.
+        _step("collect attachment blobs", im_services.attachment_blobs_collect)
         _step("requeue provisioning", bootstrap_requeue_provisioning)
         if config is None:
             return

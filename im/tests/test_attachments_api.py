@@ -14,7 +14,8 @@ from agents.models import Agent
 from bots.participants.identity import participant_resolve
 from bots.participants.stream import participant_event_data, recipient_load
 from core.config import clear_config_cache
-from im.attachments.storage import blob_path, blobs_root
+from im import services as im_services
+from im.attachments.storage import blob_path, blobs_root, release_pending
 from im.events import MESSAGE_CREATED
 from im.identity import ADMIN_ID
 from im.models import Attachment, Message, Thread
@@ -596,3 +597,14 @@ def test_the_admin_lists_attachments_with_size_and_type(admin_client, client):
     message = Message.objects.get(attachments__safe_name="listed.txt")
     change = admin_client.get(f"/admin/im/message/{message.pk}/change/")
     assert change.status_code == 200 and b"listed.txt" in change.content
+
+
+def test_the_start_up_collector_removes_blobs_no_row_refers_to(client):
+    (kept,) = sent_attachments(client, [("kept.txt", b"kept", None)])
+    stray = blob_path(hashlib.sha256(b"stray").hexdigest())
+    stray.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stray.write_bytes(b"stray")
+    release_pending([kept["sha256"]])
+
+    assert im_services.attachment_blobs_collect() == 1
+    assert not stray.exists() and blob_path(kept["sha256"]).exists()
