@@ -75,7 +75,8 @@ def thread_summaries_attach(messages: Iterable[Message]) -> None:
     if not roots:
         return
     room_ids = {message.room_id for message in roots.values()}
-    threads = Thread.objects.filter(room_id__in=room_ids, root_message_id__in=list(roots))
+    # By room only: a long history would put more ids in the query than SQLite takes.
+    threads = Thread.objects.filter(room_id__in=room_ids)
     for root_id, summary in _summaries(threads, roots).items():
         roots[root_id].thread_summary = summary
 
