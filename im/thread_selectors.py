@@ -27,7 +27,7 @@ def thread_find(*, room: Room, root_message_id: str) -> Thread | None:
 
 
 def _summaries(threads: Iterable[Thread], roots: dict[str, Message]) -> dict[str, dict[str, Any]]:
-    """ThreadSummary by root id for the threads whose root is in `roots`: three queries in all."""
+    """ThreadSummary by root id for the threads whose root is in `roots`: four queries in all."""
     wanted = [thread for thread in threads if thread.root_message_id in roots]
     if not wanted:
         return {}
@@ -69,7 +69,7 @@ def _summaries(threads: Iterable[Thread], roots: dict[str, Message]) -> dict[str
 def thread_summaries_attach(messages: Iterable[Message]) -> None:
     """Set `thread_summary` on every message of the list that is the root of a thread state.
 
-    MessageSerializer presents it as `thread` (§2.2); one query for the states, three more when any.
+    MessageSerializer presents it as `thread` (§2.2); one query for the states, four more when any.
     """
     roots = {message.message_id: message for message in messages if message.thread_root_id is None}
     if not roots:
