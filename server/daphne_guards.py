@@ -51,6 +51,13 @@ class GuardedWebRequest(http_protocol.WebRequest):
     _refused = False
     _aborted = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Twisted would read a whole form or multipart body into memory (in several copies) to fill
+        # `Request.args`, which Daphne never uses: a 20 MiB attachment cost 250 MB. Applications parse
+        # bodies themselves, streaming (threads-attachments.md §2.4).
+        self._parsePOSTFormSubmission = False
+
     def gotLength(self, length: int | None) -> None:
         # Called once the headers are in, before any body byte is read (and before "100 Continue").
         # The request line is still the channel's: Request.uri is only set once the body has arrived.

@@ -76,7 +76,7 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(daphne_server) -> No
     httpx.get(f"{daphne_server.base_url}/api/v1/rooms", trust_env=False)
 
     with PeakRss(daphne_server.process.pid) as rss:
-        response = post(daphne_server, "/api/v1/messages", 64 * MIB, announce=False)
+        response = post(daphne_server, "/api/v1/rooms", 64 * MIB, announce=False)
 
     assert (response.status_code, response.text) == (413, TOO_LARGE)
     assert rss.growth < MAX_GROWTH_BYTES, f"server grew {rss.growth / MIB:.0f} MiB"
