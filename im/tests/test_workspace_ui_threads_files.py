@@ -27,7 +27,7 @@ from im.tests.test_workspace_ui import (  # noqa: F401  (fixtures used by name)
     open_workspace,
     page,
 )
-from im.tests.test_workspace_ui_chat import screenshot
+from im.tests.test_workspace_ui_chat import open_room, screenshot, wait_for_status
 
 # The room attachment routes want the server's token, and the server refuses the public placeholder.
 ACCESS_TOKEN = "workspace-files-test-token"
@@ -278,3 +278,35 @@ def test_thread_reply_stays_out_of_the_timeline_and_the_stream_updates_the_open_
     expect(panel).to_be_hidden()
     chip.click()
     expect(replies).to_have_count(3)
+
+
+@pytest.mark.live
+@pytest.mark.timeout(90)
+@needs_chromium
+def test_a_message_sent_again_under_its_id_is_replaced_in_place_and_leaves_when_it_becomes_a_reply(
+    page, workspace_server
+):
+    workspace_server.post("/api/v1/agents", {"name": "Dora", "description": "writes release notes"})
+    wait_for_status(workspace_server, "u-Dora", "running")
+    [room] = [r for r in workspace_server.get("/api/v1/rooms") if r["is_direct"] and "u-Dora" in r["members"]]
+    top = workspace_server.get("/api/v1/messages", room_id=room["id"])[-1]
+    open_workspace(page)
+    open_room(page, room["title"])
+
+    # A runtime sends, then sends again under the same id (participants.md §3.6).
+    def participant_send(body: dict) -> str:
+        path = "/api/v1/channels/csgclaw/participants/u-Dora/messages"
+        response = workspace_server.api.post(path, json={"room_id": room["id"], **body}, headers=bearer())
+        assert response.status_code == 200, response.text
+        return response.json()["message_id"]
+
+    message_id = participant_send({"text": "first draft"})
+    item = message_with(page, message_id)
+    expect(item).to_contain_text("first draft")
+    assert participant_send({"text": "second draft", "message_id": message_id}) == message_id
+    expect(item).to_contain_text("second draft")
+    expect(item).not_to_contain_text("first draft")
+
+    assert participant_send({"text": "now a reply", "message_id": message_id, "thread_root_id": top["id"]})
+    expect(item).to_have_count(0)
+    expect(message_with(page, top["id"]).get_by_test_id("thread-summary")).to_have_text(reply_count(1))

@@ -78,12 +78,22 @@ export function addMessage(room, message) {
 }
 
 /* Puts a newer copy of a shown message in place of the old one (a participant replacing its message
- * sends it again under the same id); true when anything changed. */
+ * sends it again under the same id, participants.md §3.6); the stored copy, or null when nothing changed. */
 export function replaceMessage(room, message) {
-  if (!message || !room.messageIds.has(message.id)) return false;
+  if (!message || !room.messageIds.has(message.id)) return null;
   const index = room.messages.findIndex((shown) => shown.id === message.id);
-  if (JSON.stringify(room.messages[index]) === JSON.stringify(message)) return false;
-  room.messages[index] = message;
+  const shown = room.messages[index];
+  // Stream messages carry no thread summary (§2.2); a root keeps its own until thread.updated brings one.
+  const next = shown.thread && !message.thread ? { ...message, thread: shown.thread } : message;
+  if (JSON.stringify(shown) === JSON.stringify(next)) return null;
+  room.messages[index] = next;
+  return next;
+}
+
+/* Takes a message out of the timeline (replaced by a thread reply under the same id); true when shown. */
+export function removeMessage(room, messageId) {
+  if (!room.messageIds.delete(messageId)) return false;
+  room.messages = room.messages.filter((message) => message.id !== messageId);
   return true;
 }
 

@@ -15,6 +15,7 @@ import {
   isReply,
   loadAgents,
   loadBootstrap,
+  removeMessage,
   replaceMessage,
   setThreadSummary,
   state,
@@ -22,7 +23,7 @@ import {
 } from "./state.js";
 import { threadAttachmentDeleted, threadReplyArrived, threadViewArrived } from "./threads.js";
 import { adoptSnapshot } from "./unread.js";
-import { messageAdded, messageChanged, renderAll } from "./view.js";
+import { messageAdded, messageChanged, messageRemoved, renderAll } from "./view.js";
 import { rebuild } from "./working.js";
 
 // A stream that ends (lifetime cap, server restart) is reopened at once; the browser's own retry
@@ -89,9 +90,17 @@ function applyMessageCreated(event) {
   const message = event.message;
   if (!message) return;
   if (Array.isArray(message.attachments) && message.attachments.length) filesMayHaveChanged(room.id);
-  if (isReply(message)) threadReplyArrived(room.id, message);
-  else if (addMessage(room, message)) messageAdded(room, message);
-  else if (replaceMessage(room, message)) messageChanged(room, message);
+  if (isReply(message)) {
+    if (removeMessage(room, message.id)) messageRemoved(room);
+    threadReplyArrived(room.id, message);
+    return;
+  }
+  if (addMessage(room, message)) {
+    messageAdded(room, message);
+    return;
+  }
+  const replaced = replaceMessage(room, message);
+  if (replaced) messageChanged(room, replaced);
 }
 
 /* thread.created / thread.updated (threads-attachments.md §1.9): the root gets the new summary. */

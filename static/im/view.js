@@ -54,3 +54,12 @@ export function messageChanged(room, message) {
   threadRootChanged(room.id, message);
   renderRoomList();
 }
+
+/* A shown message left the timeline: the open room is drawn again, its neighbours may regroup. */
+export function messageRemoved(room) {
+  if (room.id === state.activeRoomId) {
+    state.renderedRoomId = "";
+    renderMessages();
+  }
+  renderRoomList();
+}
