@@ -7,6 +7,7 @@ single byte ranges (206, or 416 when unsatisfiable); a request with several rang
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,11 +16,17 @@ from urllib.parse import quote
 from django.http import FileResponse, HttpRequest, HttpResponse
 
 from core.db.threads import STREAM_READ
+from core.flow import Connection, current_connection
 from core.http import error_response
 from im.attachments.storage import blob_path
 from im.models import Attachment
 
 CHUNK_BYTES = 256 * 1024
+# Daphne's `send` never waits for the socket: without this bound a slow client would make the server
+# hold the whole file in its write buffer. A client that takes nothing for STALLED_SECONDS is dropped.
+MAX_UNSENT_BYTES = 1024 * 1024
+STALLED_SECONDS = 60.0
+_DRAIN_POLL_SECONDS = 0.02
 CACHE_IMMUTABLE = "private, max-age=31536000, immutable"
 CACHE_NONE = "no-store"
 CONTENT_SECURITY_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'"
@@ -76,14 +83,32 @@ def requested_range(header: str, size: int) -> tuple[int, int] | bool | None:
     return start, min(int(last) if last else size - 1, size - 1)
 
 
+async def _client_caught_up(connection: Connection | None) -> bool:
+    """Waits while the client has more than MAX_UNSENT_BYTES unread; False when it stalled there."""
+    if connection is None:
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STALLED_SECONDS
+    while connection.unsent_bytes() > MAX_UNSENT_BYTES:
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(_DRAIN_POLL_SECONDS)
+    return True
+
+
 async def blob_chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
-    """`length` bytes of a blob from `start`, read off the event loop; opened only once iteration starts."""
+    """`length` bytes of a blob from `start`, read off the event loop as fast as the client takes them;
+    opened only once iteration starts."""
+    connection = current_connection.get()
     handle = await STREAM_READ.run(open, path, "rb")
     try:
         if start:
             await STREAM_READ.run(handle.seek, start)
         remaining = length
         while remaining > 0:
+            if not await _client_caught_up(connection):
+                connection.abort()
+                return
             chunk = await STREAM_READ.run(handle.read, min(CHUNK_BYTES, remaining))
             if not chunk:
                 return

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,21 @@ async def test_a_participant_delivery_carries_a_workspace_copy(server, tmp_path)
     assert copied.read_bytes() == data
     assert hashlib.sha256(copied.read_bytes()).hexdigest() == attachment["sha256"]
     assert os.stat(copied).st_mode & 0o777 == 0o600
+
+
+def test_a_client_that_stops_reading_a_download_does_not_grow_the_server(server, big_file):
+    pid = server.process.pid
+    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=120.0) as client:
+        room_id = new_room(client)
+        (attachment,) = upload(client, room_id, big_file).json()["attachments"]
+        with PeakRss(pid) as rss, client.stream("GET", attachment["download_url"]) as response:
+            chunks = response.iter_raw(64 * 1024)
+            first = next(chunks)
+            # The socket buffers fill; the server must wait instead of buffering the rest of the file.
+            time.sleep(2)
+            paused = rss_bytes(pid) - rss.before
+            rest = sum(len(chunk) for chunk in chunks)
+
+    print(memory_line("20 MiB download, paused reader", pid, rss), f"while paused +{paused / MIB:.1f} MiB")
+    assert len(first) + rest == UPLOAD_BYTES
+    assert paused < 8 * MIB
