@@ -219,6 +219,18 @@ _PARTICIPANT_SEND = {
 }
 
 
+# The same body as multipart/form-data with attachments (threads-attachments.md §2.4).
+_MULTIPART_SEND = {
+    "type": "object",
+    "properties": {
+        "payload": {"type": "string", "description": "the JSON object of the JSON body"},
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": 10},
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+    },
+    "required": ["payload"],
+}
+
+
 def lib_doc_excludes() -> list[type]:
     """drf-spectacular's GET_LIB_DOC_EXCLUDES, plus the house's base classes in core.api.
 
@@ -323,6 +335,7 @@ def _operation(
     responses: dict[str, Any],
     parameters: Sequence[dict[str, Any]] = (),
     body: dict[str, Any] | None = None,
+    multipart_body: dict[str, Any] | None = None,
     bearer: bool = True,
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {"tags": [tag], "summary": summary, HANDWRITTEN: True}
@@ -330,6 +343,8 @@ def _operation(
         operation["parameters"] = list(parameters)
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        if multipart_body is not None:
+            operation["requestBody"]["content"]["multipart/form-data"] = {"schema": multipart_body}
     operation["responses"] = responses
     if bearer:
         operation["security"] = [{BEARER: []}]
@@ -506,6 +521,7 @@ def _handwritten_paths() -> dict[str, dict[str, Any]]:
                 summary="Post as a participant",
                 parameters=[_PARTICIPANT],
                 body=_PARTICIPANT_SEND,
+                multipart_body=_MULTIPART_SEND,
                 responses={"200": _json(_MESSAGE_ID, "the message's id"), **_errors(400, 401, 404, 405, 413)},
             )
         },

@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from drf_spectacular.generators import SchemaGenerator
 
 from agents.models import Agent
 from bots.participants.identity import participant_resolve
@@ -608,3 +609,36 @@ def test_the_start_up_collector_removes_blobs_no_row_refers_to(client):
 
     assert im_services.attachment_blobs_collect() == 1
     assert not stray.exists() and blob_path(kept["sha256"]).exists()
+
+
+def test_thread_context_attachments_are_copied_under_their_own_message(client, home):
+    workspace = home / "agents" / "dev" / "workspace"
+    workspace.mkdir(parents=True)
+    root = send_files(client, [("root.txt", b"root file", None)], payload(content="root")).json()
+    mark = event_mark()
+    reply = payload(
+        content='<at user_id="u-dev">dev</at> see root',
+        relates_to={"rel_type": "m.thread", "event_id": root["id"]},
+    )
+    assert post_json(client, SEND, reply).status_code == 201
+
+    delivered = _delivered(home, mark=mark)
+    (context_root,) = [
+        message for message in delivered["thread_context"]["context"] if message["id"] == root["id"]
+    ]
+    (copied,) = context_root["attachments"]
+    assert copied["workspace_path"] == f".csgclaw/attachments/{ROOM}/{root['id']}/{copied['id']}-root.txt"
+    assert (workspace / copied["workspace_path"]).read_bytes() == b"root file"
+
+
+def test_the_schema_documents_multipart_message_sends():
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    for path in (
+        "/api/v1/messages",
+        "/api/v1/im/messages",
+        "/api/v1/channels/csgclaw/participants/{participant_id}/messages",
+    ):
+        content = paths[path]["post"]["requestBody"]["content"]
+        assert set(content) >= {"application/json", "multipart/form-data"}
+        assert content["multipart/form-data"]["schema"]["required"] == ["payload"]
+    assert "/api/v1/attachments/{attachment_id}" in paths
