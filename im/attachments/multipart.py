@@ -142,7 +142,8 @@ def parse_message_multipart(request: HttpRequest, stream: IO[bytes]) -> MessageU
         raise
     upload = MessageUpload(payload={}, files=handler.all_files(), file_parts=handler.file_parts)
     try:
-        upload.payload = decode_payload(fields.get("payload", ""))
+        # The first `payload` field, as Go's FormValue reads it (QueryDict.get would give the last).
+        upload.payload = decode_payload(next(iter(fields.getlist("payload")), ""))
     except ApiError:
         discard_uploads(upload.files)
         raise

@@ -179,3 +179,10 @@ def test_three_files_of_25_mib_are_over_the_body_limit_itself():
     data = b"\1" * MAX_FILE_BYTES
     body = multipart_body(PAYLOAD, [(f"{index}.bin", data, None) for index in range(3)])
     assert _refusal(body) == (413, "request body too large")
+
+
+def test_the_first_payload_field_counts():
+    body = (
+        field_part("payload", '{"n": 1}') + field_part("payload", '{"n": 2}') + f"--{BOUNDARY}--\r\n".encode()
+    )
+    assert _parse(body).payload == {"n": 1}
