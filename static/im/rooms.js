@@ -81,6 +81,7 @@ export function renderRoomHeader() {
     el.memberStack.replaceChildren();
     el.inviteOpen.disabled = true;
     el.inviteOpen.title = "";
+    el.filesOpen.disabled = true;
     document.title = "CSGClaw IM";
     return;
   }
@@ -97,6 +98,7 @@ export function renderRoomHeader() {
   });
   if (room.members.length > 6) faces.push(make("span", "avatar avatar-xs avatar-more", "+" + (room.members.length - 6)));
   el.memberStack.replaceChildren(...faces);
+  el.filesOpen.disabled = false;
   el.inviteOpen.disabled = room.is_direct;
   el.inviteOpen.title = room.is_direct ? "Direct rooms cannot get new members" : "Invite people to this room";
 }
