@@ -9,6 +9,7 @@ Screenshots go to the pytest tmp dir and, when `CSGCLAW_TEST_ARTIFACTS` is set, 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import struct
 import zlib
@@ -201,26 +202,48 @@ def test_pasted_and_dropped_files_upload_with_the_progress_bar(page, workspace_s
 @pytest.mark.live
 @pytest.mark.timeout(90)
 @needs_chromium
-def test_client_limits_refuse_duplicates_and_empty_files_before_sending(page, workspace_server):
+def test_client_limits_refuse_files_before_sending_and_server_refusals_are_shown(page, workspace_server):
     open_workspace(page)
 
-    with page.expect_file_chooser() as chooser:
-        page.get_by_test_id("composer-attach").click()
-    chooser.value.set_files(
+    def attach(files: list[dict]) -> None:
+        with page.expect_file_chooser() as chooser:
+            page.get_by_test_id("composer-attach").click()
+        chooser.value.set_files(files)
+
+    chips = page.get_by_test_id("composer-file-chip")
+    error = page.get_by_test_id("composer-error")
+    attach(
         [
             {"name": "a.txt", "mimeType": "text/plain", "buffer": b"one"},
             {"name": "a.txt", "mimeType": "text/plain", "buffer": b"two"},
             {"name": "empty.txt", "mimeType": "text/plain", "buffer": b""},
         ]
     )
-
-    expect(page.get_by_test_id("composer-file-chip")).to_have_count(1)
-    expect(page.get_by_test_id("composer-error")).to_have_text(
+    expect(chips).to_have_count(1)
+    expect(error).to_have_text(
         '"a.txt" not added: it is already attached. "empty.txt" not added: the file is empty.'
     )
     page.get_by_test_id("composer-file-remove").click()
-    expect(page.get_by_test_id("composer-file-chip")).to_have_count(0)
+    expect(chips).to_have_count(0)
     expect(page.get_by_test_id("composer-send")).to_be_disabled()
+
+    attach([{"name": f"part-{i}.txt", "mimeType": "text/plain", "buffer": b"x" * (i + 1)} for i in range(11)])
+    expect(chips).to_have_count(10)
+    expect(error).to_have_text('"part-10.txt" not added: at most 10 files per message.')
+
+    # What the server refuses is shown with its own text; the message and its files stay for another try.
+    too_large = "attachment payload is too large: attachments exceed 67108864 bytes per message"
+    refusal = json.dumps({"error": {"status": 413, "message": too_large}})
+    page.route(
+        "**/api/v1/messages",
+        lambda route: route.fulfill(status=413, content_type="application/json", body=refusal),
+    )
+    page.get_by_test_id("composer-input").fill("ten parts")
+    page.get_by_test_id("composer-send").click()
+    expect(error).to_have_text("Not sent: " + too_large)
+    expect(chips).to_have_count(10)
+    expect(page.get_by_test_id("composer-input")).to_have_value("ten parts")
+    expect(page.get_by_test_id("upload-progress")).to_be_hidden()
 
 
 @pytest.mark.live
