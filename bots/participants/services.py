@@ -15,6 +15,9 @@ from im.attachments.storage import IncomingFile
 from im.models import MAX_ID_LENGTH, ChatUser, Message, Room
 
 # `.`/`..` and separators would make the id unusable in file paths and URLs (workspace copies, routes).
+# A replacement may move a message into a thread, but not into the thread it is the root of (the spec is
+# silent; the message would become its own reply).
+SELF_REPLY_TEXT = "a message cannot reply to itself"
 _INVALID_MESSAGE_ID = re.compile(r"[/\\\s\x00-\x1f\x7f]")
 
 
@@ -75,8 +78,11 @@ def participant_message_send(
         _check_message_id(message_id)
         existing = im_selectors.message_find_for_update(message_id)
         if existing is not None:
+            replaced = _replaceable(existing, room=room, sender=sender)
+            if thread_root is not None and thread_root.pk == replaced.pk:
+                raise Invalid(SELF_REPLY_TEXT)
             return im_services.message_replace(
-                message=_replaceable(existing, room=room, sender=sender),
+                message=replaced,
                 content=text,
                 metadata=metadata,
                 thread_root=thread_root,

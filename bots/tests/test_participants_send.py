@@ -351,6 +351,20 @@ def test_reusing_an_id_replaces_the_message_in_place(client) -> None:
     assert sent().count() == 2
 
 
+def test_a_replacement_cannot_make_a_message_a_reply_to_itself(client) -> None:
+    send(client, {"room_id": GROUP, "text": "root", "message_id": "pico-root"})
+    mark = event_mark()
+
+    response = send(
+        client, {"room_id": GROUP, "text": "again", "message_id": "pico-root", "topic_id": "pico-root"}
+    )
+
+    assert (response.status_code, error_text(response)) == (400, "a message cannot reply to itself")
+    stored = Message.objects.get(message_id="pico-root")
+    assert (stored.content, stored.thread_root_id) == ("root", None)
+    assert not events_after(mark)
+
+
 @pytest.mark.parametrize(
     ("participant_id", "room_id", "text"),
     [
