@@ -99,7 +99,7 @@ async function load() {
   }
 }
 
-export function toggleFiles() {
+function toggleFiles() {
   if (isOpen()) {
     closeFiles();
     return;

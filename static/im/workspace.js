@@ -17,7 +17,7 @@ import {
   updateMentionMenu,
 } from "./composer.js";
 import { $ } from "./dom.js";
-import { bindFilesPanel, closeFiles, filesRoomChanged, toggleFiles } from "./files.js";
+import { bindFilesPanel, closeFiles, filesRoomChanged } from "./files.js";
 import { on } from "./hub.js";
 import { noteSent, renderStatusLines } from "./notices.js";
 import { createRoom, invite, markActiveRead, openInvite, renderRoomList, selectRoom, setDrawer } from "./rooms.js";
