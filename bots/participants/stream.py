@@ -127,8 +127,7 @@ def participant_event_data(event: LoggedEvent, *, recipient: Recipient) -> dict[
     """The stored frame with this recipient's text, `mentions`/`mentioned` and context keys (§2.4), and
     its attachments copied into the recipient's workspace (§2.5 step 4).
 
-    The copies run here, on the stream's event loop: the kernel moves the bytes (sendfile), so a
-    delivery blocks the loop only for file system calls.
+    A frame with attachments is rendered on a stream thread (`frame_copies_files`), not on the event loop.
     """
     stored = event.participant_payload or {}
     mentioned = event.mentioned
@@ -153,6 +152,15 @@ def participant_event_data(event: LoggedEvent, *, recipient: Recipient) -> dict[
             data["mentions"] = [recipient.participant_id]
             data["mentioned"] = True
     return data
+
+
+def frame_copies_files(event: LoggedEvent) -> bool:
+    """Whether rendering this event's frame copies attachments: its own, or those of its thread context."""
+    stored = event.participant_payload or {}
+    if stored.get("attachments"):
+        return True
+    context = (stored.get("thread_context") or {}).get("context") or ()
+    return any(isinstance(message, dict) and message.get("attachments") for message in context)
 
 
 def _context(stored: dict[str, Any], recipient: Recipient, *, mentioned: bool) -> dict[str, Any]:
@@ -256,4 +264,5 @@ def participant_feed(recipient: Recipient) -> Feed:
         heartbeat=HEARTBEAT,
         start=participant_start,
         catch_up_filter=partial(catch_up_keep, recipient=recipient),
+        data_touches_disk=frame_copies_files,
     )

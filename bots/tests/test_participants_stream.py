@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -14,12 +15,14 @@ from django.utils import timezone
 
 from agents.models import Agent
 from bots.bridge.cursors import StreamCursorKind
+from bots.participants import stream as participant_stream
 from bots.participants.services import participant_message_send
+from bots.participants.stream import frame_copies_files
 from bots.services import bot_message_send
 from core.config import clear_config_cache
 from im.identity import ADMIN_ID
 from im.models import Event, Message, StreamCursor
-from im.realtime.eventlog import event_newest_seq
+from im.realtime.eventlog import LoggedEvent, event_newest_seq
 from im.services import message_send
 from im.tests.factories import make_agent, make_room, make_user
 
@@ -430,3 +433,57 @@ async def test_a_thread_reply_carries_its_root_and_context(asgi_stream) -> None:
     assert data["context"]["raw"] == {"room_id": GROUP, "thread_root_id": root.message_id}
     bot_frame = await sync_to_async(lambda: Event.objects.get(message_id=reply.message_id).bot_payload)()
     assert list(bot_frame) == ["message_id", "room_id", "chat_id", "chat_type", "sender", "text", "timestamp"]
+
+
+# --- attachments are copied off the event loop (threads-attachments.md §2.6) -------------------------
+
+
+def logged(participant_payload: dict[str, Any]) -> LoggedEvent:
+    return LoggedEvent(seq=1, payload={}, bot_payload=None, participant_payload=participant_payload)
+
+
+@pytest.mark.parametrize(
+    ("payload", "copies"),
+    [
+        ({"text": "hi"}, False),
+        ({"attachments": []}, False),
+        ({"attachments": [{"id": "att-1"}]}, True),
+        ({"thread_context": {"root_message_id": "msg-1", "summary": {}}}, False),
+        ({"thread_context": {"context": [{"id": "msg-1"}]}}, False),
+        ({"thread_context": {"context": [{"id": "msg-1", "attachments": [{"id": "att-1"}]}]}}, True),
+    ],
+)
+def test_only_frames_with_attachments_are_rendered_on_a_thread(payload, copies) -> None:
+    assert frame_copies_files(logged(payload)) is copies
+
+
+def send_with_attachment_frame(text: str) -> Message:
+    """A message whose stored participant frame lists an attachment (the copy itself is stubbed)."""
+    message = send(DIRECT, text)
+    event = Event.objects.get(message_id=message.message_id)
+    event.participant_payload = {
+        **event.participant_payload,
+        "attachments": [{"id": "att-1", "name": "a.txt"}],
+    }
+    event.save(update_fields=["participant_payload"])
+    return message
+
+
+async def test_attachment_copies_run_off_the_event_loop(asgi_stream, monkeypatch) -> None:
+    copying_threads = []
+
+    def record_copy(attachments, **_where):
+        copying_threads.append(threading.get_ident())
+        return attachments
+
+    monkeypatch.setattr(participant_stream, "with_workspace_paths", record_copy)
+    with_file = await sync_to_async(send_with_attachment_frame)("see the file")
+    plain = await asend(DIRECT, "and a plain one")
+
+    stream = await open_stream(asgi_stream)
+    frames = [await next_frame(stream), await next_frame(stream)]
+
+    assert [frame.id for frame in frames] == [with_file.message_id, plain.message_id]
+    assert frames[0].data["attachments"] == [{"id": "att-1", "name": "a.txt"}]
+    assert "attachments" not in frames[1].data
+    assert len(copying_threads) == 1 and copying_threads[0] != threading.get_ident()

@@ -104,6 +104,9 @@ class Feed:
     heartbeat: bytes = PING
     start: Callable[[Feed, tuple[str | None, ...]], StartCursor] | None = None
     catch_up_filter: Callable[[list[LoggedEvent]], list[LoggedEvent]] | None = None
+    # Rows whose `data` does file work (the participant stream copies attachments into a workspace): their
+    # frame is rendered on a stream thread, so the event loop never waits for a disk.
+    data_touches_disk: Callable[[LoggedEvent], bool] | None = None
 
 
 def reset_frame(newest: int) -> bytes:
@@ -241,7 +244,11 @@ async def event_stream(
                         connection.abort()
                         return
                     frame_id = row.seq if feed.frame_id is None else feed.frame_id(row)
-                    yield sse_frame(frame_id, feed.data(row), event_name=feed.event_name)
+                    if feed.data_touches_disk is not None and feed.data_touches_disk(row):
+                        data = await STREAM_READ.run(feed.data, row)
+                    else:
+                        data = feed.data(row)
+                    yield sse_frame(frame_id, data, event_name=feed.event_name)
                     cursor = row.seq
                 # Also past the rows after the last frame that the selection skipped: no second look.
                 cursor = batch.cursor
