@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -23,22 +24,27 @@ from core.config import Config
 from core.errors import DomainError, Invalid, NotFound
 from im import selectors as im_selectors
 from im import services as im_services
+from im.attachments.storage import IncomingFile
 from im.identity import MANAGER_ID
 from im.models import Message
 from im.selectors import is_lookup_id
 
 
 @transaction.atomic
-def bot_message_send(*, bot_id: str, room_id: str, text: str, chat_id: str = "") -> Message:
+def bot_message_send(
+    *, bot_id: str, room_id: str, text: str, chat_id: str = "", files: Sequence[IncomingFile] = ()
+) -> Message:
     """Post `text` into a room as the bot (http-api.md §7.5); the bot need not be a member.
 
-    `chat_id` is what older PicoClaw builds send instead of `room_id`.
+    `chat_id` is what older PicoClaw builds send instead of `room_id`. `files` (a multipart send, issue 14
+    extension) are validated after the route's checks, as on the other sends (threads-attachments.md
+    §2.5); with at least one the text may be empty. Bot messages stay top-level.
     """
     room_id = room_id.strip() or chat_id.strip()
     text = text.strip()
     if not room_id:
         raise Invalid("room_id is required")
-    if not text:
+    if not text and not files:
         raise Invalid("text is required")
     sender = im_selectors.user_find(bot_id)
     if sender is None:
@@ -46,7 +52,8 @@ def bot_message_send(*, bot_id: str, room_id: str, text: str, chat_id: str = "")
     room = im_selectors.room_find(room_id)
     if room is None:
         raise Invalid("room not found")
-    return im_services.message_post(room=room, sender=sender, content=text)
+    validated = im_services.attachments_validate(list(files))
+    return im_services.message_post(room=room, sender=sender, content=text, files=validated)
 
 
 # --- bots (http-api.md §7.2, §7.3, §9.5) ----------------------------------------------------------------

@@ -89,12 +89,15 @@ def error_response(request: HttpRequest, status: int, message: str) -> HttpRespo
 
 def body_limit(path: str) -> int:
     """The largest request body a decoded URL path accepts (security.md S6): 10 MiB on LLM routes, 65 MiB
-    on the message sends that take attachments."""
+    on the message sends that take attachments (REST, participant and bot send)."""
     segments = path.split("/")
     if path in ("/api/v1/messages", "/api/v1/im/messages"):
         return MULTIPART_MESSAGE_BODY_LIMIT
     # /api/v1/channels/csgclaw/participants/{id}/messages
     if segments[1:6] == ["api", "v1", "channels", "csgclaw", "participants"] and segments[7:] == ["messages"]:
+        return MULTIPART_MESSAGE_BODY_LIMIT
+    # /api/bots/{bot_id}/messages/send
+    if segments[1:3] == ["api", "bots"] and segments[4:] == ["messages", "send"]:
         return MULTIPART_MESSAGE_BODY_LIMIT
     # /api/bots/{bot_id}/llm/… and /api/v1/agents/{id}/llm[/…]
     if segments[1:3] == ["api", "bots"] and segments[4:5] == ["llm"]:

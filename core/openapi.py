@@ -491,6 +491,7 @@ def _handwritten_paths() -> dict[str, dict[str, Any]]:
                 summary="Post into a room as the bot",
                 parameters=[_BOT_ID],
                 body=_BOT_SEND,
+                multipart_body=_MULTIPART_SEND,
                 responses={
                     "200": _json(_MESSAGE_ID, "the new message's id"),
                     **_errors(400, 401, 404, 405, 413),
