@@ -159,7 +159,7 @@ def test_a_1_gib_multipart_body_is_refused_and_the_server_stays_small(server, an
     assert httpx.get(f"{server.base_url}/healthz", trust_env=False).text == "ok"
 
 
-async def test_a_participant_delivery_carries_a_workspace_copy(server, tmp_path):
+async def test_a_thread_reply_with_a_file_reaches_the_box_with_its_workspace_copy(server, tmp_path):
     data = b"notes for the agent\n" * 1000
     async with server.client() as api, server.client(timeout=httpx.Timeout(10.0, read=None)) as sse:
         created = await api.post("/api/v1/agents", json={"name": "dev", "description": "builder"})
@@ -170,6 +170,10 @@ async def test_a_participant_delivery_carries_a_workspace_copy(server, tmp_path)
             "/api/v1/rooms", json={"title": "files", "creator_id": ADMIN_ID, "member_ids": ["u-dev"]}
         )
         room_id = room.json()["id"]
+        root = await api.post(
+            "/api/v1/messages", json={"room_id": room_id, "sender_id": ADMIN_ID, "content": "the plan"}
+        )
+        root_id = root.json()["id"]
         newest = (await api.get("/api/v1/bootstrap")).json()["last_event_id"]
 
         events_url = f"/api/v1/channels/csgclaw/participants/pt-dev/events?last_event_id={newest}"
@@ -179,6 +183,7 @@ async def test_a_participant_delivery_carries_a_workspace_copy(server, tmp_path)
                 "room_id": room_id,
                 "sender_id": ADMIN_ID,
                 "content": '<at user_id="u-dev">dev</at> read',
+                "relates_to": {"rel_type": "m.thread", "event_id": root_id},
             }
             sent = await api.post(
                 "/api/v1/messages",
@@ -192,6 +197,8 @@ async def test_a_participant_delivery_carries_a_workspace_copy(server, tmp_path)
                 event = await next_sse_event(events, timeout=10)
                 frame = json.loads(event.data)
 
+    assert frame["thread_root_id"] == frame["context"]["topic_id"] == root_id
+    assert frame["thread_context"]["root_message_id"] == root_id
     (attachment,) = frame["attachments"]
     expected_path = f".csgclaw/attachments/{room_id}/{message_id}/{attachment['id']}-notes.txt"
     assert attachment["workspace_path"] == expected_path
