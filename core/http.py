@@ -87,6 +87,16 @@ def error_response(request: HttpRequest, status: int, message: str) -> HttpRespo
     return response
 
 
+# Set by the site's access layer (server.middleware) on a request that passed its local rule without a
+# bearer: the admin's own browser, on this machine or with a /login session. Routes that the contract puts
+# behind a bearer may let it in too when it could read the same data through the local routes anyway.
+ADMIN_BROWSER_FLAG = "csgclaw_admin_browser"
+
+
+def from_admin_browser(request: HttpRequest) -> bool:
+    return getattr(request, ADMIN_BROWSER_FLAG, False)
+
+
 def body_limit(path: str) -> int:
     """The largest request body a decoded URL path accepts (security.md S6): 10 MiB on LLM routes, 65 MiB
     on the message sends that take attachments (REST, participant and bot send)."""

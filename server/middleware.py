@@ -17,6 +17,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.module_loading import import_string
 
 from core.db.threads import REQUEST_THREAD
+from core.http import ADMIN_BROWSER_FLAG
 from server import access
 
 SITE_MIDDLEWARE = (
@@ -89,15 +90,29 @@ class AccessMiddleware:
         if self.is_async:
             return self._acall(request)
         refusal = access.host_refusal(request) or access.cross_site_refusal(request)
-        if refusal is None and access.needs_credential(request) and not access.remote_allowed(request):
+        checked = refusal is None and access.needs_credential(request)
+        if checked and not access.remote_allowed(request):
             refusal = access.unauthenticated_answer(request)
-        return _finish(request, refusal or self.get_response(request))
+        if refusal is not None:
+            return _finish(request, refusal)
+        _mark_admin_browser(request, credential_checked=checked)
+        return _finish(request, self.get_response(request))
 
     async def _acall(self, request: HttpRequest):
         refusal = access.host_refusal(request) or access.cross_site_refusal(request)
-        if refusal is None and access.needs_credential(request) and not await access.aremote_allowed(request):
+        checked = refusal is None and access.needs_credential(request)
+        if checked and not await access.aremote_allowed(request):
             refusal = access.unauthenticated_answer(request)
-        return _finish(request, refusal or await self.get_response(request))
+        if refusal is not None:
+            return _finish(request, refusal)
+        _mark_admin_browser(request, credential_checked=checked)
+        return _finish(request, await self.get_response(request))
+
+
+def _mark_admin_browser(request: HttpRequest, *, credential_checked: bool) -> None:
+    """Flag a caller without a bearer that passed as local or by its /login session (core.http)."""
+    if "HTTP_AUTHORIZATION" not in request.META and (credential_checked or access.is_local(request)):
+        setattr(request, ADMIN_BROWSER_FLAG, True)
 
 
 def _finish(request: HttpRequest, response: HttpResponse) -> HttpResponse:

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from agents.credentials import auth_disabled, bearer_token, credential_agent_id, is_server_token
 from bots.participants.identity import participant_resolve
 from core.api import ApiView, error_responses
-from core.http import ApiError, query_value
+from core.http import ApiError, from_admin_browser, query_value
 from im import selectors as im_selectors
 from im import services as im_services
 from im.attachments.download import CACHE_IMMUTABLE, CACHE_NONE, attachment_response
@@ -42,8 +42,10 @@ _RANGE_PARAMETER = OpenApiParameter(
 
 
 def _bearer_agent_or_server(request) -> str | None:
-    """ "server" for no_auth or the server token, the agent id for an agent's own token, else None."""
-    if auth_disabled():
+    """ "server" for no_auth, the server token or the admin's own browser (an extension: it reads every
+    message and its download URL through the local routes anyway), the agent id for an agent's own token,
+    else None."""
+    if auth_disabled() or from_admin_browser(request):
         return "server"
     token = bearer_token(request.headers.get("Authorization", ""))
     if is_server_token(token):

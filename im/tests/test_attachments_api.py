@@ -40,6 +40,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROOM = "room-files"
 OTHER_ROOM = "room-elsewhere"
 SEND = "/api/v1/messages"
+# A caller that is not on this machine; the test client is local unless told otherwise.
+REMOTE_ADDRESS = "203.0.113.9"
+WRONG_AUTH = {"Authorization": "Bearer not-a-token"}
 PARTICIPANT_SEND = "/api/v1/channels/csgclaw/participants/pt-dev/messages"
 # Blobs are released after the deleting transaction commits, so these tests commit for real.
 COMMITS = pytest.mark.django_db(transaction=True)
@@ -272,9 +275,9 @@ def test_download_needs_the_token_or_a_bearer(client):
     attachment = sent_attachments(client, [("a.txt", b"abc", None)])[0]
     path = f"/api/v1/attachments/{attachment['id']}"
 
-    wrong = client.get(path, {"token": "wrong"})
+    wrong = client.get(path, {"token": "wrong"}, headers=WRONG_AUTH)
     assert (wrong.status_code, error_text(wrong)) == (401, "unauthorized")
-    assert client.get(path).status_code == 401
+    assert client.get(path, headers=WRONG_AUTH).status_code == 401
     assert body_of(client.get(path, headers=AUTH)) == b"abc"
     agent_token = make_agent("u-zed").api_token
     assert client.get(path, headers={"Authorization": f"Bearer {agent_token}"}).status_code == 200
@@ -412,7 +415,8 @@ def test_room_routes_check_auth_room_and_caller(client):
     dev_token = {"Authorization": f"Bearer {Agent.objects.get(pk='u-dev').api_token}"}
     ops_token = {"Authorization": f"Bearer {Agent.objects.get(pk='u-ops').api_token}"}
 
-    assert client.get(room_url()).status_code == 401
+    assert client.get(room_url(), headers=WRONG_AUTH).status_code == 401
+    assert client.get(room_url(), REMOTE_ADDR=REMOTE_ADDRESS).status_code == 401
     assert client.get(room_url(), headers=ops_token).status_code == 401
     assert client.get(room_url(), headers=dev_token).status_code == 200
     missing = client.get(room_url("room-none"), headers=AUTH)
@@ -642,3 +646,19 @@ def test_the_schema_documents_multipart_message_sends():
         assert set(content) >= {"application/json", "multipart/form-data"}
         assert content["multipart/form-data"]["schema"]["required"] == ["payload"]
     assert "/api/v1/attachments/{attachment_id}" in paths
+
+
+def test_the_admins_own_browser_may_use_the_room_routes_without_a_bearer(client):
+    """Extension: a local caller or a /login session reads the room's files as the web UI's files panel
+    does; it could read every message and its download URL through the local routes anyway."""
+    sent_attachments(client, [("panel.txt", b"for the panel", None)])
+
+    local = client.get(room_url())
+    assert local.status_code == 200
+    (item,) = local.json()["items"]
+    assert body_of(client.get(room_url(attachment_id=item["id"]))) == b"for the panel"
+
+    remote = {"REMOTE_ADDR": REMOTE_ADDRESS}
+    assert client.get(room_url(), **remote).status_code == 401
+    assert client.post("/login", {"token": TOKEN}, **remote).status_code == 302
+    assert client.get(room_url(), **remote).json()["total"] == 1

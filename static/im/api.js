@@ -7,9 +7,8 @@ export class ApiFailure extends Error {
   }
 }
 
-async function call(method, path, body, token) {
+async function call(method, path, body) {
   const init = { method, headers: { Accept: "application/json" }, cache: "no-store" };
-  if (token) init.headers.Authorization = "Bearer " + token;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -50,11 +49,6 @@ function parsed(text) {
 
 export async function api(method, path, body) {
   return parsed(await call(method, path, body));
-}
-
-/* A GET of a route that wants the server's access token (bearer auth, http-api.md §1.4). */
-export async function apiWithToken(path, token) {
-  return parsed(await call("GET", path, undefined, token));
 }
 
 /* A multipart POST (threads-attachments.md §2.4). XMLHttpRequest rather than fetch, because only it

@@ -1,38 +1,17 @@
 /* The room's files panel: GET /api/v1/rooms/{id}/attachments (threads-attachments.md §2.8) with a name
- * filter. That route wants the server's access token unless the server runs without auth; the page has
- * no token of its own, so it asks for one once and keeps it for this tab only.
+ * filter, each file downloadable through the room's own download route. Both routes let the admin's own
+ * browser in (a local caller or a /login session), as the rest of the page's API calls do.
  */
 
-import { apiWithToken } from "./api.js";
+import { api } from "./api.js";
 import { humanSize } from "./attachments.js";
 import { make, showError, timeNode } from "./dom.js";
 import { el, state, userName } from "./state.js";
 
-const TOKEN_KEY = "csgclaw.im.accessToken";
 const PAGE_SIZE = 200;
 const QUERY_DELAY_MS = 250;
 
 const files = { roomId: "", loads: 0, queryTimer: 0 };
-
-function session() {
-  try {
-    return window.sessionStorage;
-  } catch (err) {
-    return null;
-  }
-}
-
-function storedToken() {
-  const store = session();
-  return (store && store.getItem(TOKEN_KEY)) || "";
-}
-
-function storeToken(token) {
-  const store = session();
-  if (!store) return;
-  if (token) store.setItem(TOKEN_KEY, token);
-  else store.removeItem(TOKEN_KEY);
-}
 
 function isOpen() {
   return !el.filesPanel.hidden;
@@ -43,6 +22,10 @@ function listPath(roomId) {
   const text = el.filesQuery.value.trim();
   if (text) query.set("query", text);
   return "/api/v1/rooms/" + encodeURIComponent(roomId) + "/attachments?" + query.toString();
+}
+
+function downloadPath(roomId, attachmentId) {
+  return "/api/v1/rooms/" + encodeURIComponent(roomId) + "/attachments/" + encodeURIComponent(attachmentId);
 }
 
 function itemNode(item) {
@@ -56,7 +39,11 @@ function itemNode(item) {
   const meta = make("span", "file-row-meta", humanSize(item.size_bytes) + " · " + userName(item.sender_id) + " · ");
   meta.append(timeNode("file-row-time", item.created_at));
   text.append(meta);
-  row.append(icon, text);
+  const link = make("a", "file-row-download", "Download");
+  link.href = downloadPath(files.roomId, item.id);
+  link.download = item.name;
+  link.dataset.testid = "room-file-download";
+  row.append(icon, text, link);
   return row;
 }
 
@@ -80,21 +67,11 @@ async function load() {
     return;
   }
   try {
-    const data = await apiWithToken(listPath(roomId), storedToken());
+    const data = await api("GET", listPath(roomId));
     if (load !== files.loads) return;
-    el.filesTokenForm.hidden = true;
     renderList(data);
   } catch (err) {
     if (load !== files.loads) return;
-    if (err.status === 401) {
-      storeToken("");
-      el.filesTokenForm.hidden = false;
-      el.filesToken.focus();
-      el.filesList.replaceChildren();
-      el.filesEmpty.hidden = true;
-      el.filesCount.textContent = "";
-      return;
-    }
     showError(el.filesError, "Cannot list the files: " + err.message);
   }
 }
@@ -130,13 +107,5 @@ export function bindFilesPanel() {
   el.filesQuery.addEventListener("input", () => {
     window.clearTimeout(files.queryTimer);
     files.queryTimer = window.setTimeout(load, QUERY_DELAY_MS);
-  });
-  el.filesTokenForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const token = el.filesToken.value.trim();
-    if (!token) return;
-    storeToken(token);
-    el.filesToken.value = "";
-    load();
   });
 }

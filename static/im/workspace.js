@@ -114,8 +114,6 @@ function bind() {
     filesCount: $("files-count"),
     filesClose: $("files-close"),
     filesQuery: $("files-query"),
-    filesTokenForm: $("files-token-form"),
-    filesToken: $("files-token"),
     filesError: $("files-error"),
     filesList: $("files-list"),
     filesEmpty: $("files-empty"),
