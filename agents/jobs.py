@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -12,6 +13,8 @@ from concurrent.futures import Future
 
 from django.conf import settings
 from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
 
 # Status checks have their own workers so that slow box creations can never starve them.
 STATUS_WORKERS = 8
@@ -57,7 +60,19 @@ class DaemonPool:
             except BaseException as exc:
                 future.set_exception(exc)
             finally:
-                close_old_connections()
+                _release_connections()
+
+
+def _release_connections() -> None:
+    """Close the job's database connections; a failure here must not end the worker.
+
+    Closing asks an unusable connection for its state, which raises when the database is unreachable. A
+    pool's threads are counted, not replaced: a worker that died here would leave its jobs queued forever.
+    """
+    try:
+        close_old_connections()
+    except Exception:
+        logger.exception("close the database connections of a background job")
 
 
 class _Schedule:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from agents import jobs
 from agents.jobs import DaemonPool
 
 pytestmark = pytest.mark.timeout(10)
@@ -29,6 +30,22 @@ def test_a_failing_job_hands_its_error_to_the_future():
 
     with pytest.raises(RuntimeError, match="box store is down"):
         pool.submit(fail).result(timeout=5)
+
+
+def test_a_worker_survives_when_closing_the_jobs_connections_fails(monkeypatch, caplog):
+    pool = DaemonPool("test-cleanup", lambda: 1)
+    closes = iter([RuntimeError("database is unreachable")])
+
+    def close_old_connections() -> None:
+        failure = next(closes, None)
+        if failure is not None:
+            raise failure
+
+    monkeypatch.setattr(jobs, "close_old_connections", close_old_connections)
+
+    assert pool.submit(lambda: "first").result(timeout=5) == "first"
+    assert pool.submit(lambda: "second").result(timeout=5) == "second"
+    assert "close the database connections of a background job" in caplog.text
 
 
 def test_delayed_jobs_run_in_the_order_they_fall_due_and_never_early():

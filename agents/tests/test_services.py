@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from agents import records, services
-from agents.jobs import writes_pool
 from agents.models import Agent, AgentRole, AgentStatus, Bot, BotChannel
 from core.config import DEFAULT_MANAGER_IMAGE, ProviderConfig
 from core.errors import Invalid
@@ -281,9 +280,6 @@ def test_intro_without_description_ends_after_the_name(agent_config, django_capt
 @pytest.mark.django_db(transaction=True)
 def test_intro_with_a_delay_is_posted_once_the_delay_has_passed(agent_config, settings, until):
     settings.CSGCLAW_WORKER_INTRO_DELAY = 0.4
-    # The writes pool is process-wide, with one thread: jobs that earlier tests left there (status
-    # records waiting for the database) would otherwise make this intro late, not the delay under test.
-    writes_pool.submit(lambda: None).result(timeout=30)
 
     services.agent_create(config=agent_config, name="Alice")
 
