@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -176,15 +177,26 @@ def workspace_server(request, live_state_factory) -> Iterator[WorkspaceServer]:
 
     Indirect parametrisation passes extra environment variables for the server.
     """
+    with served_workspace(live_state_factory, extra_env=getattr(request, "param", {})) as server:
+        yield server
+
+
+@contextmanager
+def served_workspace(
+    live_state_factory, *, config: str = CONFIG_TOML, extra_env: dict[str, str] | None = None
+) -> Iterator[WorkspaceServer]:
+    """`manage.py serve` on a fresh state (seeded IM, no agents) with `config` as its config.toml."""
     # The state's database is already migrated; skipping serve's own migrate saves a second per start.
-    state = live_state_factory(extra_env={"CSGCLAW_AUTO_MIGRATE": "false", **getattr(request, "param", {})})
-    (state.home / "config.toml").write_text(CONFIG_TOML)
+    state = live_state_factory(extra_env={"CSGCLAW_AUTO_MIGRATE": "false", **(extra_env or {})})
+    (state.home / "config.toml").write_text(config)
     server = WorkspaceServer(env=state.env, home=state.home)
     server.start()
-    yield server
-    server.stop()
-    server.api.close()
-    print(f"--- manage.py serve output ---\n{server.log()[-6000:]}")
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.api.close()
+        print(f"--- manage.py serve output ---\n{server.log()[-6000:]}")
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from im.tests.test_workspace_ui import (  # noqa: F401  (fixtures used by name)
     needs_chromium,
     open_workspace,
     page,
+    served_workspace,
 )
 from im.tests.test_workspace_ui_chat import open_room, screenshot, wait_for_status
 
@@ -69,14 +70,9 @@ CARRY_FILE = """([how, selector, name, type, data]) => {
 @pytest.fixture
 def workspace_server(live_state_factory) -> Iterator[WorkspaceServer]:
     """The shared UI server (test_workspace_ui.py), with an access token of its own in the config."""
-    state = live_state_factory(extra_env={"CSGCLAW_AUTO_MIGRATE": "false"})
-    (state.home / "config.toml").write_text(f'{CONFIG_TOML}\n[server]\naccess_token = "{ACCESS_TOKEN}"\n')
-    server = WorkspaceServer(env=state.env, home=state.home)
-    server.start()
-    yield server
-    server.stop()
-    server.api.close()
-    print(f"--- manage.py serve output ---\n{server.log()[-6000:]}")
+    config = f'{CONFIG_TOML}\n[server]\naccess_token = "{ACCESS_TOKEN}"\n'
+    with served_workspace(live_state_factory, config=config) as server:
+        yield server
 
 
 def png_bytes(width: int, height: int) -> bytes:

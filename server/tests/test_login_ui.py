@@ -20,6 +20,7 @@ from im.tests.test_workspace_ui import (  # noqa: F401  (browser: the shared fix
     browser,
     needs_chromium,
     script_errors,
+    served_workspace,
 )
 
 pytestmark = [pytest.mark.live, needs_chromium]
@@ -32,14 +33,9 @@ expect.set_options(timeout=UI_TIMEOUT_MS)
 
 @pytest.fixture
 def login_server(live_state_factory) -> Iterator[WorkspaceServer]:
-    state = live_state_factory(extra_env={"CSGCLAW_AUTO_MIGRATE": "false"})
-    (state.home / "config.toml").write_text(f'[server]\naccess_token = "{TOKEN}"\n\n{CONFIG_TOML}')
-    server = WorkspaceServer(env=state.env, home=state.home)
-    server.start()
-    yield server
-    server.stop()
-    server.api.close()
-    print(f"--- manage.py serve output ---\n{server.log()[-6000:]}")
+    config = f'[server]\naccess_token = "{TOKEN}"\n\n{CONFIG_TOML}'
+    with served_workspace(live_state_factory, config=config) as server:
+        yield server
 
 
 @pytest.fixture
