@@ -1,10 +1,15 @@
 """The `messages/send` action of `/api/bots/{bot_id}/`: a bot posts into a room (http-api.md §7.5).
 
 Besides JSON, the body may be `multipart/form-data` with a `payload` field and `files` parts, as on the
-other message sends (threads-attachments.md §2.4; an issue 14 extension for this route).
+other message sends (threads-attachments.md §2.4; an issue 14 extension for this route). `send_body` reads
+either form for this route and the participant send.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -18,22 +23,43 @@ from im.attachments.multipart import (
     parse_message_multipart,
     payload_errors,
 )
+from im.attachments.storage import IncomingFile
 
 _SEND_STRINGS = ("room_id", "chat_id", "text")
 
 
-def _send(request: HttpRequest, bot_id: str) -> HttpResponse:
-    # Errors propagate to ApiErrorMiddleware, which renders the contract's 4xx texts.
+@contextmanager
+def send_body(
+    request: HttpRequest,
+    *,
+    strings: tuple[str, ...],
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[tuple[dict[str, Any], list[IncomingFile]]]:
+    """A plain-Django send's body and files, JSON or multipart, in the check order of §2.4.
+
+    `check` runs the route's own decode checks, whose texts then say `decode payload: …` for a multipart
+    payload. The files the block did not store are removed when it ends.
+    """
     upload = parse_message_multipart(request, request) if is_multipart(request.content_type or "") else None
     files = upload.files if upload else []
     try:
         with payload_errors(multipart=upload is not None):
             if upload is None:
-                body = parse_json_body(request, strings=_SEND_STRINGS)
+                body = parse_json_body(request, strings=strings)
             else:
-                body = checked_field_types(upload.payload, strings=_SEND_STRINGS)
+                body = checked_field_types(upload.payload, strings=strings)
+            if check is not None:
+                check(body)
         if upload:
             check_attachment_limits(upload)
+        yield body, files
+    finally:
+        discard_uploads(files)
+
+
+def _send(request: HttpRequest, bot_id: str) -> HttpResponse:
+    # Errors propagate to ApiErrorMiddleware, which renders the contract's 4xx texts.
+    with send_body(request, strings=_SEND_STRINGS) as (body, files):
         message = services.bot_message_send(
             bot_id=bot_id,
             room_id=body.get("room_id", ""),
@@ -41,9 +67,6 @@ def _send(request: HttpRequest, bot_id: str) -> HttpResponse:
             text=body.get("text", ""),
             files=files,
         )
-    finally:
-        # Stored files were moved to their blobs; whatever is left was refused.
-        discard_uploads(files)
     return JsonResponse({"message_id": message.message_id})
 
 

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from bots.bridge.auth import bearer_allowed
+from bots.bridge.send import send_body
 from bots.participants import services
 from bots.participants.feishu import feishu_participant_events
 from bots.participants.identity import participant_agent_token, participant_resolve
@@ -19,19 +20,10 @@ from bots.participants.stream import participant_feed, recipient_load
 from core.db.threads import REQUEST_THREAD, STREAM_READ
 from core.http import (
     ApiError,
-    checked_field_types,
     clean_text,
     error_response,
     method_not_allowed,
     not_found,
-    parse_json_body,
-)
-from im.attachments.multipart import (
-    check_attachment_limits,
-    discard_uploads,
-    is_multipart,
-    parse_message_multipart,
-    payload_errors,
 )
 from im.realtime.sse import Feed, event_stream_response
 
@@ -82,23 +74,19 @@ def _object_field(body: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+def _check_objects(body: dict[str, Any]) -> None:
+    """§3.2's object fields: `context` and `metadata` are objects, `context`'s room and thread strings."""
+    context = _object_field(body, "context")
+    _object_field(body, "metadata")
+    for name in _CONTEXT_STRINGS:
+        if context.get(name) is not None and not isinstance(context[name], str):
+            raise ApiError(400, f'decode request: field "context.{name}" must be a string')
+
+
 def _send(request: HttpRequest, path_id: str) -> HttpResponse:
     # Errors propagate to ApiErrorMiddleware, which renders the contract's 4xx texts.
-    upload = parse_message_multipart(request, request) if is_multipart(request.content_type or "") else None
-    files = upload.files if upload else []
-    try:
-        with payload_errors(multipart=upload is not None):
-            if upload is None:
-                body = parse_json_body(request, strings=_SEND_STRINGS)
-            else:
-                body = checked_field_types(upload.payload, strings=_SEND_STRINGS)
-            context = _object_field(body, "context")
-            metadata = _object_field(body, "metadata")
-            for name in _CONTEXT_STRINGS:
-                if context.get(name) is not None and not isinstance(context[name], str):
-                    raise ApiError(400, f'decode request: field "context.{name}" must be a string')
-        if upload:
-            check_attachment_limits(upload)
+    with send_body(request, strings=_SEND_STRINGS, check=_check_objects) as (body, files):
+        context = _object_field(body, "context")
         message = services.participant_message_send(
             participant_id=path_id,
             room_id=_first_text(body.get("room_id"), body.get("chat_id"), context.get("chat_id")),
@@ -107,12 +95,9 @@ def _send(request: HttpRequest, path_id: str) -> HttpResponse:
                 body.get("thread_root_id"), body.get("topic_id"), context.get("topic_id")
             ),
             message_id=body.get("message_id", ""),
-            metadata=metadata,
+            metadata=_object_field(body, "metadata"),
             files=files,
         )
-    finally:
-        # Stored files were moved to their blobs; whatever is left was refused.
-        discard_uploads(files)
     return JsonResponse({"message_id": message.message_id})
 
 
