@@ -8,6 +8,7 @@ stream can wait for its client, or give up on it. Elsewhere (other servers, in-p
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from typing import Protocol
 
@@ -21,3 +22,18 @@ class Connection(Protocol):
 
 
 current_connection: ContextVar[Connection | None] = ContextVar("csgclaw_current_connection", default=None)
+
+
+async def client_keeps_up(
+    connection: Connection | None, *, max_unsent: int, stalled_seconds: float, poll_seconds: float
+) -> bool:
+    """Waits until the client has at most `max_unsent` bytes unread; False if it stalls there that long."""
+    if connection is None or connection.unsent_bytes() <= max_unsent:
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + stalled_seconds
+    while connection.unsent_bytes() > max_unsent:
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(poll_seconds)
+    return True

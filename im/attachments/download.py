@@ -7,7 +7,6 @@ single byte ranges (206, or 416 when unsatisfiable); a request with several rang
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from urllib.parse import quote
 from django.http import FileResponse, HttpRequest, HttpResponse
 
 from core.db.threads import STREAM_READ
-from core.flow import Connection, current_connection
+from core.flow import client_keeps_up, current_connection
 from core.http import error_response
 from im.attachments.storage import blob_path
 from im.models import Attachment
@@ -83,19 +82,6 @@ def requested_range(header: str, size: int) -> tuple[int, int] | bool | None:
     return start, min(int(last) if last else size - 1, size - 1)
 
 
-async def _client_caught_up(connection: Connection | None) -> bool:
-    """Waits while the client has more than MAX_UNSENT_BYTES unread; False when it stalled there."""
-    if connection is None:
-        return True
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + STALLED_SECONDS
-    while connection.unsent_bytes() > MAX_UNSENT_BYTES:
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(_DRAIN_POLL_SECONDS)
-    return True
-
-
 async def blob_chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
     """`length` bytes of a blob from `start`, read off the event loop as fast as the client takes them;
     opened only once iteration starts."""
@@ -106,7 +92,12 @@ async def blob_chunks(path: Path, start: int, length: int) -> AsyncIterator[byte
             await STREAM_READ.run(handle.seek, start)
         remaining = length
         while remaining > 0:
-            if not await _client_caught_up(connection):
+            if not await client_keeps_up(
+                connection,
+                max_unsent=MAX_UNSENT_BYTES,
+                stalled_seconds=STALLED_SECONDS,
+                poll_seconds=_DRAIN_POLL_SECONDS,
+            ):
                 connection.abort()
                 return
             chunk = await STREAM_READ.run(handle.read, min(CHUNK_BYTES, remaining))

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core.db.threads import CURSOR_MEMORY, STREAM_READ
-from core.flow import Connection, current_connection
+from core.flow import client_keeps_up, current_connection
 from core.http import ONE_MIB, clean_text, error_response
 from core.sse import CONNECTED, PING, sse_frame, sse_response
 from im.realtime.broker import broker
@@ -190,19 +190,6 @@ async def _caught_up(feed: Feed, rows: list[LoggedEvent], *, through: int) -> li
     return [*await STREAM_READ.run(feed.catch_up_filter, old), *rows[len(old) :]]
 
 
-async def _client_keeps_up(connection: Connection | None) -> bool:
-    """Waits until the client has at most MAX_UNSENT_BYTES unread; False if it stalls there."""
-    if connection is None or connection.unsent_bytes() <= MAX_UNSENT_BYTES:
-        return True
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + STALLED_SECONDS
-    while connection.unsent_bytes() > MAX_UNSENT_BYTES:
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(_DRAIN_POLL_SECONDS)
-    return True
-
-
 async def event_stream(
     feed: Feed, *, requested: tuple[str | None, ...], on_close: Callable[[], None] | None = None
 ) -> AsyncIterator[bytes]:
@@ -239,7 +226,12 @@ async def event_stream(
             while full:
                 batch = await tail.batch_after(feed.selection, cursor=cursor, limit=batch_size)
                 for row in await _caught_up(feed, batch.rows, through=start.catch_up_through):
-                    if not await _client_keeps_up(connection):
+                    if not await client_keeps_up(
+                        connection,
+                        max_unsent=MAX_UNSENT_BYTES,
+                        stalled_seconds=STALLED_SECONDS,
+                        poll_seconds=_DRAIN_POLL_SECONDS,
+                    ):
                         logger.info("closed a stream at seq %d: its client stopped reading", cursor)
                         connection.abort()
                         return
