@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from asgiref.sync import async_to_sync
 from drf_spectacular.generators import SchemaGenerator
 
 from agents.models import Agent
@@ -83,7 +84,13 @@ def sent_attachments(client, files, **fields) -> list[dict]:
 
 
 def body_of(response) -> bytes:
-    return b"".join(response)
+    """The streamed body read as Daphne reads it, through the async iterator (the sync client's
+    `b"".join(response)` would also work, with Django's warning that it is the WSGI fallback)."""
+
+    async def read_all() -> bytes:
+        return b"".join([chunk async for chunk in response])
+
+    return async_to_sync(read_all)()
 
 
 def mode(path: Path) -> int:
