@@ -114,7 +114,7 @@ async def llm_chat_completions(
     if isinstance(received, HttpResponse):
         return received
     agent_id, target, body = received
-    payload, streaming = _chat_payload(body, target.model)
+    payload, streaming = rewrite_completion_request(body, target.model)
     call = _new_call(agent_id, target, CHAT_COMPLETIONS_PATH, streaming, started, created_at)
     exchange = _Exchange(request, call, target)
 
@@ -167,7 +167,7 @@ async def llm_responses(request: HttpRequest, bot_id: str, *, target_get: Target
 
 def _fallback_payload(body: dict[str, Any], model: ResolvedModel) -> bytes:
     """The chat request of a Responses body (§5.6 items 1–4); ApiError 400 when it cannot be converted."""
-    return _chat_payload(responses.chat_request_from_responses(body), model)[0]
+    return rewrite_completion_request(responses.chat_request_from_responses(body), model)[0]
 
 
 async def _chat_fallback(exchange: _Exchange, payload: bytes) -> HttpResponse:
@@ -199,15 +199,7 @@ async def _received_call(
     return agent_id, target, body
 
 
-def _chat_payload(body: dict[str, Any], model: ResolvedModel) -> tuple[bytes, bool]:
-    return rewrite_completion_request(
-        body, model, include_stream_usage=settings.CSGCLAW_LLM_INCLUDE_STREAM_USAGE
-    )
-
-
-def rewrite_completion_request(
-    body: dict[str, Any], model: ResolvedModel, *, include_stream_usage: bool
-) -> tuple[bytes, bool]:
+def rewrite_completion_request(body: dict[str, Any], model: ResolvedModel) -> tuple[bytes, bool]:
     """The body sent upstream (compact JSON) and whether the client asked for a stream (§5).
 
     `model` is always the agent's; the provider's reasoning effort fills a missing or blank one; every
@@ -220,7 +212,7 @@ def rewrite_completion_request(
     ):
         body["reasoning_effort"] = model.reasoning_effort
     streaming = body.get("stream") is True
-    if include_stream_usage and streaming and body.get("stream_options") is None:
+    if settings.CSGCLAW_LLM_INCLUDE_STREAM_USAGE and streaming and body.get("stream_options") is None:
         body["stream_options"] = {"include_usage": True}
     return compact_json(body).encode(), streaming
 
