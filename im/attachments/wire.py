@@ -17,8 +17,8 @@ def download_url(attachment: Attachment) -> str:
     return f"/api/v1/attachments/{attachment.id}?token={quote(attachment.download_token, safe='')}"
 
 
-class AttachmentSerializer(WireSerializer):
-    """An Attachment object on a message; `workspace_path` is added only in participant deliveries."""
+class AttachmentFactsSerializer(WireSerializer):
+    """The facts of a stored file that both the message and the room-list shapes start with."""
 
     id = serializers.CharField()
     name = serializers.CharField(source="safe_name")
@@ -27,6 +27,14 @@ class AttachmentSerializer(WireSerializer):
     size_bytes = serializers.IntegerField()
     sha256 = serializers.CharField()
     created_at = serializers.SerializerMethodField()
+
+    def get_created_at(self, attachment: Attachment) -> str:
+        return format_time(attachment.created_at)
+
+
+class AttachmentSerializer(AttachmentFactsSerializer):
+    """An Attachment object on a message; `workspace_path` is added only in participant deliveries."""
+
     download_url = serializers.SerializerMethodField()
     # Only images have one (= download_url).
     preview_url = serializers.SerializerMethodField()
@@ -39,9 +47,6 @@ class AttachmentSerializer(WireSerializer):
             del data["preview_url"]
         return data
 
-    def get_created_at(self, attachment: Attachment) -> str:
-        return format_time(attachment.created_at)
-
     def get_download_url(self, attachment: Attachment) -> str:
         return download_url(attachment)
 
@@ -49,21 +54,11 @@ class AttachmentSerializer(WireSerializer):
         return download_url(attachment) if attachment.kind == AttachmentKind.IMAGE else None
 
 
-class RoomAttachmentSerializer(WireSerializer):
+class RoomAttachmentSerializer(AttachmentFactsSerializer):
     """An item of a room's attachment list (§2.8): never a download URL, token or workspace path."""
 
-    id = serializers.CharField()
-    name = serializers.CharField(source="safe_name")
-    kind = serializers.CharField()
-    media_type = serializers.CharField()
-    size_bytes = serializers.IntegerField()
-    sha256 = serializers.CharField()
-    created_at = serializers.SerializerMethodField()
     message_id = serializers.CharField(source="message.message_id")
     sender_id = serializers.CharField(source="message.sender_id")
-
-    def get_created_at(self, attachment: Attachment) -> str:
-        return format_time(attachment.created_at)
 
 
 class RoomAttachmentPageSerializer(WireSerializer):
