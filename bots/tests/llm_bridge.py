@@ -134,6 +134,16 @@ async def body_chunk(communicator: ApplicationCommunicator, timeout: float = 5.0
     return message.get("body", b""), message.get("more_body", False)
 
 
+async def client_leaves(
+    communicator: ApplicationCommunicator, provider: ProviderStream | None = None
+) -> None:
+    """The client hangs up mid-call; the view ends, and with `provider` that provider stream is closed."""
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(5)
+    if provider is not None:
+        await asyncio.wait_for(provider.closed.wait(), 5)
+
+
 async def call(
     path: str = CHAT,
     body: Any = None,

@@ -6,7 +6,6 @@ respx-mocked provider: pass-through, the chat-completions fallback and its memor
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from bots.tests.llm_bridge import (
     ProviderStream,
     body_chunk,
     call,
+    client_leaves,
     header_map,
     open_call,
     sse,
@@ -899,10 +899,8 @@ async def test_a_client_leaving_a_converted_stream_closes_the_providers(agent, r
     communicator, _ = await open_call(RESPONSES, responses_body(stream=True))
     await body_chunk(communicator)
 
-    await communicator.send_input({"type": "http.disconnect"})
-    await communicator.wait(5)
+    await client_leaves(communicator, stream)
 
-    await asyncio.wait_for(stream.closed.wait(), 5)
     assert stream.sent == 1
     [row] = await usage_rows()
     assert (row.outcome, row.error) == (LlmOutcome.CLIENT_DISCONNECTED, "client disconnected")
@@ -918,10 +916,8 @@ async def test_a_client_leaving_right_after_response_completed_got_the_whole_ans
     communicator, _ = await open_call(RESPONSES, responses_body(stream=True))
     await body_chunk(communicator)
 
-    await communicator.send_input({"type": "http.disconnect"})
-    await communicator.wait(5)
+    await client_leaves(communicator, stream)
 
-    await asyncio.wait_for(stream.closed.wait(), 5)
     [row] = await usage_rows()
     assert (row.outcome, row.error, row.total_tokens) == (LlmOutcome.OK, "", 10)
 

@@ -29,6 +29,7 @@ from bots.tests.llm_bridge import (
     body_chunk,
     call,
     chat_body,
+    client_leaves,
     delta,
     header_map,
     make_agent,
@@ -415,8 +416,7 @@ async def test_a_client_that_leaves_right_after_done_got_the_whole_answer(agent,
     await body_chunk(communicator)
     await body_chunk(communicator)
 
-    await communicator.send_input({"type": "http.disconnect"})
-    await communicator.wait(5)
+    await client_leaves(communicator)
 
     [row] = await usage_rows()
     assert (row.outcome, row.error, row.total_tokens) == (LlmOutcome.OK, "", 10)
@@ -431,10 +431,8 @@ async def test_a_client_disconnect_closes_the_provider_stream(agent, provider):
     communicator, _ = await open_call(CHAT, chat_body(stream=True))
     await body_chunk(communicator)
 
-    await communicator.send_input({"type": "http.disconnect"})
-    await communicator.wait(5)
+    await client_leaves(communicator, stream)
 
-    await asyncio.wait_for(stream.closed.wait(), 5)
     assert stream.sent == 1
     [row] = await usage_rows()
     assert (row.outcome, row.error) == (LlmOutcome.CLIENT_DISCONNECTED, "client disconnected")
@@ -450,10 +448,8 @@ async def test_a_disconnect_before_the_first_byte_closes_the_provider_stream(age
     communicator, start = await open_call(CHAT, chat_body(stream=True))
     assert start["status"] == 200
 
-    await communicator.send_input({"type": "http.disconnect"})
-    await communicator.wait(5)
+    await client_leaves(communicator, stream)
 
-    await asyncio.wait_for(stream.closed.wait(), 5)
     assert stream.sent == 0
     [row] = await usage_rows()
     assert (row.outcome, row.ttfb_ms) == (LlmOutcome.CLIENT_DISCONNECTED, None)
@@ -478,8 +474,7 @@ async def test_a_disconnect_before_the_response_headers_cancels_the_provider_req
     )
     await asyncio.wait_for(waiting.wait(), 5)
 
-    await communicator.send_input({"type": "http.disconnect"})
-    await communicator.wait(5)
+    await client_leaves(communicator)
 
     assert cancelled.is_set()
     [row] = await usage_rows()
