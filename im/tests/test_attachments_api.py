@@ -285,6 +285,9 @@ def test_download_needs_the_token_or_a_bearer(client):
     wrong = client.get(path, {"token": "wrong"}, headers=WRONG_AUTH)
     assert (wrong.status_code, error_text(wrong)) == (401, "unauthorized")
     assert client.get(path, headers=WRONG_AUTH).status_code == 401
+    token = attachment["download_url"].split("token=", 1)[1]
+    padded = client.get(f"{path}?token=%20{token}%20", headers=WRONG_AUTH)
+    assert padded.status_code == 200, "the download token is compared trimmed"
     assert body_of(client.get(path, headers=AUTH)) == b"abc"
     agent_token = make_agent("u-zed").api_token
     assert client.get(path, headers={"Authorization": f"Bearer {agent_token}"}).status_code == 200
@@ -302,6 +305,9 @@ def test_download_needs_the_token_or_a_bearer(client):
 def test_download_ids(client, path, status, text):
     response = client.get(path, headers=AUTH)
     assert (response.status_code, error_text(response)) == (status, text)
+    # Existence is checked before authorisation (§2.7): no credentials give the same answer.
+    anonymous = client.get(path)
+    assert (anonymous.status_code, error_text(anonymous)) == (status, text)
 
 
 def test_download_is_get_only(client):
@@ -309,6 +315,8 @@ def test_download_is_get_only(client):
     for method in ("post", "head", "delete"):
         response = getattr(client, method)(attachment["download_url"])
         assert response.status_code == 405
+        if method != "head":
+            assert error_text(response) == "method not allowed"
 
 
 def test_a_missing_blob_is_not_found(client):
@@ -360,6 +368,7 @@ def test_unsatisfiable_ranges_are_416(client, header):
     response = client.get(attachment["download_url"], headers={"Range": header})
     assert response.status_code == 416
     assert response["Content-Range"] == "bytes */10"
+    assert error_text(response) == "requested range not satisfiable"
 
 
 # --- room attachments ---------------------------------------------------------------------------------
