@@ -55,6 +55,17 @@ def usage_rows(state: LiveState, count: int, timeout: float = 10.0) -> list[dict
         time.sleep(0.05)
 
 
+def manager_client(server: LiveServer) -> openai.OpenAI:
+    """The SDK pointed at the manager's agent-scoped LLM routes by its participant id, with its token."""
+    return openai.OpenAI(
+        base_url=f"{server.base_url}/api/v1/agents/pt-manager/llm",
+        api_key=MANAGER_TOKEN,
+        max_retries=0,
+        timeout=20.0,
+        http_client=httpx.Client(trust_env=False),
+    )
+
+
 def test_the_openai_client_talks_to_the_manager_through_its_participant_id(
     live_state_factory: Callable[..., LiveState], daphne_factory: Callable[..., LiveServer]
 ):
@@ -63,13 +74,7 @@ def test_the_openai_client_talks_to_the_manager_through_its_participant_id(
         (state.home / "config.toml").write_text(config_toml(provider.base_url))
         state.manage("shell", "-c", CREATE_MANAGER)
         server = daphne_factory(state=state)
-        client = openai.OpenAI(
-            base_url=f"{server.base_url}/api/v1/agents/pt-manager/llm",
-            api_key=MANAGER_TOKEN,
-            max_retries=0,
-            timeout=20.0,
-            http_client=httpx.Client(trust_env=False),
-        )
+        client = manager_client(server)
 
         models = client.models.list()
         completion = client.chat.completions.create(

@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import httpx
 import openai
 import pytest
 
 from bots.tests.fake_openai import RESPONSE_USAGE, USAGE, FakeOpenAI
-from bots.tests.test_agent_llm_live import CREATE_MANAGER, MANAGER_TOKEN, MODEL, config_toml, usage_rows
+from bots.tests.test_agent_llm_live import CREATE_MANAGER, MODEL, config_toml, manager_client, usage_rows
 from csgclaw_site.testing.live import LiveServer, LiveState
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
@@ -42,13 +41,7 @@ def setup(
         (state.home / "config.toml").write_text(config_toml(provider.base_url))
         state.manage("shell", "-c", CREATE_MANAGER)
         server = daphne_factory(state=state)
-        client = openai.OpenAI(
-            base_url=f"{server.base_url}/api/v1/agents/pt-manager/llm",
-            api_key=MANAGER_TOKEN,
-            max_retries=0,
-            timeout=20.0,
-            http_client=httpx.Client(trust_env=False),
-        )
+        client = manager_client(server)
         yield Setup(provider, state, client)
 
 
