@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from agent_runtime.contracts import Inbound, OutboundFile, SendResult, Settings
+from agent_runtime.outbox import outbound_id
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -51,8 +51,7 @@ class FakeOutbox:
         self.fail_with = ""
 
     def message_id(self, *, turn_id: str, room_id: str, thread_root_id: str, index: int) -> str:
-        digest = hashlib.sha256(f"bot\n{turn_id}\n{room_id}\n{thread_root_id}\n{index}".encode()).hexdigest()
-        return "msg-rt-" + digest[:24]
+        return outbound_id("bot", turn_id, room_id, thread_root_id, index)
 
     async def send(
         self,
