@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from csgclaw_site.testing.live import eventually
 from im.identity import ADMIN_ID
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120, func_only=True)]
@@ -128,17 +128,6 @@ class PicoClawStyleClient:
             if not retry or attempt == self.SEND_RETRIES:
                 raise AssertionError(f"send failed: {text!r}")
             await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, *, timeout: float = WAIT_SECONDS) -> Any:
-    """The first truthy result of `check`, polled until `timeout`; then a failure that says `what`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
 
 
 class ImWatcher:

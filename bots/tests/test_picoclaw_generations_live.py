@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,7 +21,7 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from bots.tests.fake_openai import FakeOpenAI
-from csgclaw_site.testing.live import LiveServer, LiveState, next_sse_event
+from csgclaw_site.testing.live import LiveServer, LiveState, eventually, next_sse_event, stream_started
 from im.identity import ADMIN_ID
 
 SERVER_TOKEN = "generations-live-server-token"
@@ -30,7 +29,6 @@ PROVIDER_KEY = "sk-generations-live-provider"
 MODEL = "fake-model"
 # Neither client reads the model from its environment: the proxy answers with the agent's own (§5.3).
 CLIENT_MODEL = "openai/any"
-WAIT_SECONDS = 30.0
 EVENT_SECONDS = 20.0
 
 
@@ -135,28 +133,6 @@ def recorded_environment(home: Path, slug: str) -> dict[str, str]:
     return record["spec"]["env"]
 
 
-def bot_stream_cursor(state: LiveState, bot_id: str) -> int | None:
-    """The remembered cursor of a bot stream: written once the stream has resolved where it starts."""
-    connection = sqlite3.connect(state.home / "csgclaw.sqlite3")
-    try:
-        row = connection.execute(
-            "SELECT seq FROM im_streamcursor WHERE kind = 'bot' AND key = ?", (bot_id,)
-        ).fetchone()
-    finally:
-        connection.close()
-    return None if row is None else row[0]
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while asyncio.get_running_loop().time() < deadline:
-        result = await check()
-        if result is not None and result is not False:
-            return result
-        await asyncio.sleep(0.1)
-    pytest.fail(f"timed out after {WAIT_SECONDS:g}s waiting for {what}")
-
-
 async def direct_room_of(api: httpx.AsyncClient, user_id: str) -> str | None:
     rooms = (await api.get("/api/v1/rooms")).json()
     return next(
@@ -208,7 +184,8 @@ async def test_a_2026_6_and_a_2026_4_box_answer_the_admin_through_one_server_at_
             async def admin_asks() -> None:
                 # A new bot stream starts at "now" (events.md §5.7); the participant stream catches up (§2.6).
                 await eventually(
-                    lambda: asyncio.to_thread(bot_stream_cursor, state, "u-bravo"), "bravo's bot stream"
+                    lambda: asyncio.to_thread(stream_started, state, kind="bot", key="u-bravo"),
+                    "bravo's bot stream",
                 )
                 for agent, question in questions.items():
                     body = {"room_id": rooms[agent], "sender_id": ADMIN_ID, "content": question}

@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,3 +279,32 @@ async def next_sse_event(events: AsyncIterator[ServerSentEvent], timeout: float 
             if event.data or event.event != "message":
                 return event
     raise AssertionError("the stream ended before the next event")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], what: str, *, timeout: float = 30.0, interval: float = 0.1
+) -> Any:
+    """The first truthy result of `check`, polled every `interval` until `timeout`; then a failure that
+    says `what` and the last result."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    result = None
+    while loop.time() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    pytest.fail(f"timed out after {timeout:g}s waiting for {what} (last: {result!r})")
+
+
+def stream_started(state: LiveState, *, kind: str, key: str) -> bool:
+    """Whether a live server remembers a cursor for this bot or participant stream: it writes one as soon
+    as the stream has resolved where it starts, so a message posted afterwards reaches the stream."""
+    connection = sqlite3.connect(state.home / "csgclaw.sqlite3")
+    try:
+        row = connection.execute(
+            "SELECT 1 FROM im_streamcursor WHERE kind = ? AND key = ?", (kind, key)
+        ).fetchone()
+    finally:
+        connection.close()
+    return row is not None

@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import pytest
 
 from bots.tests.fake_openai import FakeOpenAI
 from core.config.base_urls import lan_ipv4
-from csgclaw_site.testing.live import LOOPBACK, LiveServer, LiveState
+from csgclaw_site.testing.live import LOOPBACK, LiveServer, LiveState, eventually, stream_started
 from im.identity import ADMIN_ID
 from sandbox.providers import get_provider
 from sandbox.providers.base import BoxNotFound
@@ -95,29 +94,6 @@ async def relay_to(port: int) -> asyncio.Server:
     return await asyncio.start_server(connect, "0.0.0.0", 0)
 
 
-def participant_cursor(state: LiveState, participant_id: str) -> int | None:
-    """The participant stream's remembered cursor: written once a box's stream has connected (§2.6)."""
-    connection = sqlite3.connect(state.home / "csgclaw.sqlite3")
-    try:
-        row = connection.execute(
-            "SELECT seq FROM im_streamcursor WHERE kind = 'participant' AND key = ?", (participant_id,)
-        ).fetchone()
-    finally:
-        connection.close()
-    return None if row is None else row[0]
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    result = None
-    while asyncio.get_running_loop().time() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(1.0)
-    pytest.fail(f"timed out after {timeout:g}s waiting for {what} (last: {result!r})")
-
-
 @pytest.fixture
 def container_cleanup(tmp_path: Path):
     """Names of agent slugs whose containers are removed at teardown, whatever the server did."""
@@ -172,11 +148,14 @@ async def test_a_2026_6_box_subscribes_to_its_participant_stream_and_answers_the
                         pytest.fail(f"the box failed: {agent}")
                     return agent["status"] == "running"
 
-                await eventually(running, "the agent's container to run", RUNNING_SECONDS)
                 await eventually(
-                    lambda: asyncio.to_thread(participant_cursor, state, participant_id),
+                    running, "the agent's container to run", timeout=RUNNING_SECONDS, interval=1.0
+                )
+                await eventually(
+                    lambda: asyncio.to_thread(stream_started, state, kind="participant", key=participant_id),
                     f"the box to subscribe to {participant_id}'s event stream",
-                    CONNECT_SECONDS,
+                    timeout=CONNECT_SECONDS,
+                    interval=1.0,
                 )
 
                 rooms = (await api.get("/api/v1/rooms")).json()
@@ -196,7 +175,9 @@ async def test_a_2026_6_box_subscribes_to_its_participant_stream_and_answers_the
                     history = (await api.get("/api/v1/messages", params={"room_id": room_id})).json()
                     return [message for message in history if message["sender_id"] == agent_id]
 
-                replies = await eventually(answers, "the agent's answer in its direct room", ANSWER_SECONDS)
+                replies = await eventually(
+                    answers, "the agent's answer in its direct room", timeout=ANSWER_SECONDS, interval=1.0
+                )
         finally:
             relay_server.close()
             await relay_server.wait_closed()
