@@ -137,6 +137,13 @@ def message_list(room_id: str, *, include_thread_replies: bool = False) -> list[
     return listed
 
 
+def message_in_room(*, room: Room, message_id: str) -> Message | None:
+    """The message `message_id` of `room`, or None (also for an id no message can have)."""
+    if not is_lookup_id(message_id):
+        return None
+    return Message.objects.filter(room=room, message_id=message_id).first()
+
+
 def message_find_by_client_id(*, sender_id: str, client_msg_id: str) -> Message | None:
     return Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
 

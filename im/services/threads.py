@@ -127,11 +127,7 @@ def thread_state_ensure(*, room: Room, root: Message) -> tuple[Thread, bool]:
 
 def thread_reply_root(*, room: Room, root_id: str) -> Message:
     """The root a reply in `room` may name (§1.4): a message of this room that is not a reply itself."""
-    root = (
-        Message.objects.filter(room=room, message_id=root_id).first()
-        if selectors.is_lookup_id(root_id)
-        else None
-    )
+    root = selectors.message_in_room(room=room, message_id=root_id)
     if root is None:
         raise Invalid("thread root message not found")
     if root.thread_root_id is not None:
@@ -178,11 +174,7 @@ def thread_start(*, room_id: str, root_message_id: str) -> StartedThread:
     room = selectors.room_find(room_id)
     if room is None:
         raise NotFound("room not found")
-    root = (
-        Message.objects.filter(room=room, message_id=root_message_id).first()
-        if selectors.is_lookup_id(root_message_id)
-        else None
-    )
+    root = selectors.message_in_room(room=room, message_id=root_message_id)
     if root is None:
         raise NotFound("root message not found")
     if root.thread_root_id is not None:
